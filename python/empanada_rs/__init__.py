@@ -1,0 +1,31 @@
+"""empanada-rs: panoptic segmentation of organelles in volume EM with a Rust core.
+
+The kernels live in the compiled extension ``empanada_rs._core``; this package re-exports
+them under stable names and adds the pieces that are Python by nature.
+"""
+
+from empanada_rs import _core
+from empanada_rs.errors import (
+    ContiguityError,
+    DTypeError,
+    EmpanadaError,
+    InternalError,
+    InvalidArgumentError,
+    LabelOverflowError,
+    NonFiniteError,
+    ShapeError,
+)
+
+__version__: str = _core.__version__
+
+__all__ = [
+    "ContiguityError",
+    "DTypeError",
+    "EmpanadaError",
+    "InternalError",
+    "InvalidArgumentError",
+    "LabelOverflowError",
+    "NonFiniteError",
+    "ShapeError",
+    "__version__",
+]

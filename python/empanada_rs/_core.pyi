@@ -1,0 +1,26 @@
+# Hand-written stub of the compiled extension; `make test` checks it with mypy.stubtest.
+# Each section belongs to one binding module (rust/empanada-py/src/<section>.rs).
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+
+class EmpanadaError(ValueError): ...
+class InvalidArgumentError(EmpanadaError): ...
+class ShapeError(EmpanadaError): ...
+class DTypeError(EmpanadaError): ...
+class ContiguityError(EmpanadaError): ...
+class NonFiniteError(EmpanadaError): ...
+class LabelOverflowError(EmpanadaError): ...
+class InternalError(EmpanadaError): ...
+
+# --- panoptic ---
+
+# --- rle ---
+
+# --- components ---
+
+# --- labels ---
+
+# --- median ---

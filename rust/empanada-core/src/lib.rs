@@ -1,0 +1,14 @@
+//! empanada-core: the CPU-bound stages of empanada-rs as pure functions over ndarray views.
+//!
+//! No Python here: the `empanada-py` crate converts arrays and errors and nothing else.
+
+pub mod components;
+pub mod error;
+pub mod label;
+pub mod labels;
+pub mod median;
+pub mod panoptic;
+pub mod rle;
+
+pub use error::{Error, Result};
+pub use label::Label;

@@ -1,0 +1,107 @@
+//! Running a core kernel from Python: the GIL is released for the whole call and a panic
+//! is caught and turned into `InternalError`, so neither blocks nor crashes the caller.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use pyo3::prelude::*;
+use pyo3::types::PyAnyMethods;
+use pyo3::Bound;
+
+use crate::errors::{dtype_err, to_py, ContiguityError, InternalError};
+
+/// Runs `f` without the GIL and with panics caught.
+pub fn run<T, F>(py: Python<'_>, f: F) -> PyResult<T>
+where
+    F: FnOnce() -> empanada_core::Result<T> + Send,
+    T: Send,
+{
+    let out = py.detach(|| catch_unwind(AssertUnwindSafe(f)));
+    match out {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(to_py(e)),
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".to_string());
+            Err(InternalError::new_err(format!(
+                "internal error in empanada-rs (please report): {what}"
+            )))
+        }
+    }
+}
+
+pub fn not_contiguous(param: &str) -> PyErr {
+    ContiguityError::new_err(format!(
+        "{param}: array is not C-contiguous; pass `np.ascontiguousarray({param})`"
+    ))
+}
+
+/// The numpy dtype name of an object, for error messages.
+pub fn dtype_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.getattr("dtype")
+        .and_then(|d| d.str().map(|s| s.to_string()))
+        .unwrap_or_else(|_| {
+            format!(
+                "{} (not a numpy array)",
+                obj.get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
+            )
+        })
+}
+
+pub fn wrong_dtype(param: &str, obj: &Bound<'_, PyAny>, expected: &str) -> PyErr {
+    dtype_err(param, &dtype_name(obj), expected)
+}
+
+/// Expands `$body` once per integer dtype a label array may have, with `$arr` bound to a
+/// `PyReadonlyArrayDyn<$t>`; other dtypes raise `DTypeError`.
+#[macro_export]
+macro_rules! with_label_array {
+    ($obj:expr, $param:expr, |$arr:ident : $t:ident| $body:block) => {{
+        use numpy::PyArrayMethods as _;
+        let obj = $obj;
+        if let Ok(a) = obj.cast::<numpy::PyArrayDyn<u8>>() {
+            type $t = u8;
+            let $arr = a.readonly();
+            $body
+        } else if let Ok(a) = obj.cast::<numpy::PyArrayDyn<u16>>() {
+            type $t = u16;
+            let $arr = a.readonly();
+            $body
+        } else if let Ok(a) = obj.cast::<numpy::PyArrayDyn<u32>>() {
+            type $t = u32;
+            let $arr = a.readonly();
+            $body
+        } else if let Ok(a) = obj.cast::<numpy::PyArrayDyn<u64>>() {
+            type $t = u64;
+            let $arr = a.readonly();
+            $body
+        } else if let Ok(a) = obj.cast::<numpy::PyArrayDyn<i8>>() {
+            type $t = i8;
+            let $arr = a.readonly();
+            $body
+        } else if let Ok(a) = obj.cast::<numpy::PyArrayDyn<i16>>() {
+            type $t = i16;
+            let $arr = a.readonly();
+            $body
+        } else if let Ok(a) = obj.cast::<numpy::PyArrayDyn<i32>>() {
+            type $t = i32;
+            let $arr = a.readonly();
+            $body
+        } else if let Ok(a) = obj.cast::<numpy::PyArrayDyn<i64>>() {
+            type $t = i64;
+            let $arr = a.readonly();
+            $body
+        } else {
+            Err($crate::kernel::wrong_dtype(
+                $param,
+                obj,
+                "an integer label dtype (uint8/16/32/64 or int8/16/32/64)",
+            ))
+        }
+    }};
+}

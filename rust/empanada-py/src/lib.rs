@@ -1,0 +1,25 @@
+//! `empanada_rs._core`: converts numpy arrays and errors around empanada-core kernels.
+//! Nothing here computes; each submodule registers the entry points of one core module.
+
+use pyo3::prelude::*;
+
+mod components;
+mod errors;
+#[macro_use]
+mod kernel;
+mod labels;
+mod median;
+mod panoptic;
+mod rle;
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    errors::register(m)?;
+    panoptic::register(m)?;
+    rle::register(m)?;
+    components::register(m)?;
+    labels::register(m)?;
+    median::register(m)?;
+    Ok(())
+}
