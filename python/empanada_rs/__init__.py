@@ -5,6 +5,7 @@ them under stable names and adds the pieces that are Python by nature.
 """
 
 from empanada_rs import _core
+from empanada_rs._core import find_instance_centers, panoptic_2d, relabel_connected
 from empanada_rs.errors import (
     ContiguityError,
     DTypeError,
@@ -28,4 +29,7 @@ __all__ = [
     "NonFiniteError",
     "ShapeError",
     "__version__",
+    "find_instance_centers",
+    "panoptic_2d",
+    "relabel_connected",
 ]

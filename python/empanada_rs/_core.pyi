@@ -1,6 +1,8 @@
 # Hand-written stub of the compiled extension; `make test` checks it with mypy.stubtest.
 # Each section belongs to one binding module (rust/empanada-py/src/<section>.rs).
 
+from collections.abc import Sequence
+
 import numpy as np
 import numpy.typing as npt
 
@@ -16,6 +18,32 @@ class LabelOverflowError(EmpanadaError): ...
 class InternalError(EmpanadaError): ...
 
 # --- panoptic ---
+
+def panoptic_2d(
+    sem: npt.NDArray[np.float32],
+    ctr_hmp: npt.NDArray[np.float32],
+    offsets: npt.NDArray[np.float32],
+    *,
+    thing_list: Sequence[int] = ...,
+    label_divisor: int = 10000,
+    confidence_thr: float = 0.5,
+    nms_threshold: float = 0.1,
+    nms_kernel: int = 3,
+    stuff_area: int = 64,
+    void_label: int = 0,
+    force_connected: bool = True,
+    upsampling: int = 1,
+    crop: tuple[int, int] | None = None,
+) -> npt.NDArray[np.int32]: ...
+def find_instance_centers(
+    ctr_hmp: npt.NDArray[np.float32], *, threshold: float = 0.1, nms_kernel: int = 3
+) -> npt.NDArray[np.int64]: ...
+def relabel_connected(
+    panoptic: npt.NDArray[np.integer],
+    *,
+    thing_list: Sequence[int] = ...,
+    label_divisor: int = 10000,
+) -> npt.NDArray[np.integer]: ...
 
 # --- rle ---
 
