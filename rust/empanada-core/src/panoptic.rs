@@ -588,10 +588,11 @@ mod tests {
 
     #[test]
     fn even_kernel_window_looks_up_and_left() {
-        // k = 2: window of (i, j) is rows i-1..=i, cols j-1..=j.
-        let ctr = array![[0.2f32, 0.0], [0.0, 0.3]];
-        assert_eq!(find_centers(ctr.view(), 0.1, 2), vec![(1, 1)]);
+        // k = 2: the window of (i, j) is rows i-1..=i, cols j-1..=j, so (1, 1) sees (0, 0)
+        // but (0, 0) never sees (1, 1).
         let ctr = array![[0.3f32, 0.0], [0.0, 0.2]];
+        assert_eq!(find_centers(ctr.view(), 0.1, 2), vec![(0, 0)]);
+        let ctr = array![[0.2f32, 0.0], [0.0, 0.3]];
         assert_eq!(find_centers(ctr.view(), 0.1, 2), vec![(0, 0), (1, 1)]);
     }
 
