@@ -105,6 +105,24 @@ def test_single_cell_heatmap():
     assert (out == 10001).all()
 
 
+@needs_reference
+@pytest.mark.reference
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("spread", [0.0, 3.0, 40.0, 3e5])
+def test_grouping_parity_with_many_centres(seed, spread):
+    """Every pixel a thing, hundreds of centres, offsets from none to far outside the image
+    (the 1e5 ceiling of the chunked path); integer offsets make exact distance ties."""
+    rng = np.random.default_rng(seed)
+    h, w = 48, 40
+    sem = np.ones((1, 4 * h, 4 * w), np.float32)
+    ctr = rng.integers(0, 3, size=(h, w)).astype(np.float32) / 2
+    off = np.round(rng.standard_normal((2, h, w)) * spread).astype(np.float32)
+    kw = dict(force_connected=False, label_divisor=100000, nms_kernel=1 + seed % 3)
+    np.testing.assert_array_equal(
+        er.panoptic_2d(sem, ctr, off, **kw), reference_panoptic_2d(sem, ctr, off, **kw)
+    )
+
+
 # --- golden cases for the spec's quirks -------------------------------------------------
 
 

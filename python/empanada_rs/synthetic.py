@@ -64,7 +64,6 @@ def model_outputs_2d(
     h, w = shape
     if coarse and (h % 4 or w % 4):
         raise ValueError(f"shape {shape}: a coarse grid needs both sides divisible by 4")
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     instances = np.zeros(shape, np.int32)
     classes = np.zeros(shape, np.int32)
     centres = []
@@ -72,17 +71,26 @@ def model_outputs_2d(
         cy, cx = rng.uniform(0, h), rng.uniform(0, w)
         ry, rx = rng.uniform(*radius, size=2)
         theta = rng.uniform(0, np.pi)
+        cls = rng.integers(1, n_classes + 1)
+        # Work in the object's own window so the cost is per object, not per image.
+        r = int(np.ceil(max(ry, rx))) + 1
+        y0, y1 = max(0, int(cy) - r), min(h, int(cy) + r + 1)
+        x0, x1 = max(0, int(cx) - r), min(w, int(cx) + r + 1)
+        if y0 >= y1 or x0 >= x1:
+            continue
+        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
         c, s = np.cos(theta), np.sin(theta)
         dy, dx = yy - cy, xx - cx
         u = (c * dx + s * dy) / rx
         v = (-s * dx + c * dy) / ry
-        inside = (u * u + v * v) <= 1.0
-        inside &= instances == 0  # earlier objects stay on top
+        win = instances[y0:y1, x0:x1]
+        inside = ((u * u + v * v) <= 1.0) & (win == 0)  # earlier objects stay on top
         if not inside.any():
             continue
-        instances[inside] = i
-        classes[inside] = rng.integers(1, n_classes + 1)
-        centres.append((i, *np.argwhere(inside).mean(axis=0)))
+        win[inside] = i
+        classes[y0:y1, x0:x1][inside] = cls
+        cyx = np.argwhere(inside).mean(axis=0) + (y0, x0)
+        centres.append((i, float(cyx[0]), float(cyx[1])))
 
     # Semantic probabilities: a clean one-hot blurred by smooth noise, then normalised.
     logits = np.zeros((n_classes + 1, h, w), np.float32)
@@ -96,21 +104,37 @@ def model_outputs_2d(
         sem = e / e.sum(axis=0, keepdims=True)
     sem = sem.astype(np.float32)
 
-    # Heatmap: a Gaussian per centre; offsets: vector to the owning centre (noisy).
-    step = 4 if coarse else 1
+    # Heatmap: a Gaussian per centre; offsets: vector to the owning centre (noisy). Both are
+    # drawn on the coarse grid; fine outputs are its x4 bilinear upsampling, as in the model.
+    if not coarse and (h % 4 or w % 4):
+        raise ValueError(f"shape {shape}: both sides must be divisible by 4")
+    step = 4
     gh, gw = h // step, w // step
-    gy, gx = np.mgrid[0:gh, 0:gw].astype(np.float32) * step
     ctr = np.zeros((gh, gw), np.float32)
     offsets = np.zeros((2, gh, gw), np.float32)
     inst_grid = instances[::step, ::step]
+    sigma = 8.0
+    reach = int(np.ceil(4 * sigma / step))
     for i, cy, cx in centres:
-        g = np.exp(-((gy - cy) ** 2 + (gx - cx) ** 2) / (2 * 8.0**2))
-        ctr = np.maximum(ctr, g.astype(np.float32))
-        own = inst_grid == i
-        offsets[0][own] = cy - gy[own]
-        offsets[1][own] = cx - gx[own]
+        gy0, gx0 = max(0, int(cy / step) - reach), max(0, int(cx / step) - reach)
+        gy1, gx1 = min(gh, int(cy / step) + reach + 1), min(gw, int(cx / step) + reach + 1)
+        gy, gx = np.mgrid[gy0:gy1, gx0:gx1].astype(np.float32) * step
+        g = np.exp(-((gy - cy) ** 2 + (gx - cx) ** 2) / (2 * sigma**2)).astype(np.float32)
+        np.maximum(ctr[gy0:gy1, gx0:gx1], g, out=ctr[gy0:gy1, gx0:gx1])
+    owner = inst_grid > 0
+    cy_of = np.zeros(n_objects + 1, np.float32)
+    cx_of = np.zeros(n_objects + 1, np.float32)
+    for i, cy, cx in centres:
+        cy_of[i], cx_of[i] = cy, cx
+    gy, gx = np.nonzero(owner)
+    ids = inst_grid[owner]
+    offsets[0][owner] = cy_of[ids] - gy * step
+    offsets[1][owner] = cx_of[ids] - gx * step
     ctr += noise * 0.2 * rng.standard_normal(ctr.shape).astype(np.float32)
     offsets += noise * 4 * rng.standard_normal(offsets.shape).astype(np.float32)
+    if not coarse:
+        ctr = _upsample4_align_corners(ctr)
+        offsets = np.stack([_upsample4_align_corners(o) for o in offsets])
     return ModelOutputs2d(
         sem=np.ascontiguousarray(sem),
         ctr_hmp=np.ascontiguousarray(ctr, dtype=np.float32),
@@ -118,6 +142,22 @@ def model_outputs_2d(
         instances=instances,
         classes=classes,
     )
+
+
+def _upsample4_align_corners(a: np.ndarray) -> np.ndarray:
+    """x4 bilinear upsampling with align_corners=True (what the model does for fine output)."""
+    h, w = a.shape
+
+    def coords(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        pos = np.linspace(0.0, n - 1.0, 4 * n) if n > 1 else np.zeros(4 * n)
+        lo = np.minimum(pos.astype(int), max(n - 2, 0))
+        return lo, np.minimum(lo + 1, n - 1), (pos - lo).astype(np.float32)
+
+    y0, y1, fy = coords(h)
+    x0, x1, fx = coords(w)
+    top = a[y0][:, x0] * (1 - fx) + a[y0][:, x1] * fx
+    bot = a[y1][:, x0] * (1 - fx) + a[y1][:, x1] * fx
+    return (top * (1 - fy[:, None]) + bot * fy[:, None]).astype(np.float32)
 
 
 def em_image_2d(outputs: ModelOutputs2d, *, seed: int = 0) -> np.ndarray:

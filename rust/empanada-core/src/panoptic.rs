@@ -149,26 +149,140 @@ pub fn find_centers(
     peaks.into_iter().flatten().collect()
 }
 
-/// Nearest-centre id (1-based) of one predicted centre location, or 0 where the chunked
-/// reference path would leave the pixel unassigned.
+/// f32 distance exactly as the reference's `torch.norm` over (dy, dx) computes it.
 #[inline]
-fn nearest_center(qy: f32, qx: f32, cy: &[f32], cx: &[f32]) -> u32 {
-    let mut best = if cy.len() > CHUNKED_ABOVE {
-        CHUNKED_START_DISTANCE
-    } else {
-        f32::INFINITY
-    };
-    let mut arg = 0u32;
-    for k in 0..cy.len() {
-        let dy = cy[k] - qy;
-        let dx = cx[k] - qx;
-        let d = dx.mul_add(dx, dy * dy).sqrt();
-        if d < best {
-            best = d;
-            arg = k as u32 + 1;
+fn torch_distance(cy: f32, cx: f32, qy: f32, qx: f32) -> f32 {
+    let dy = cy - qy;
+    let dx = cx - qx;
+    dx.mul_add(dx, dy * dy).sqrt()
+}
+
+/// Centres bucketed on a square grid so a nearest-centre query visits only nearby buckets.
+///
+/// Exactness: buckets are visited in rings of growing Chebyshev radius; a ring is skipped
+/// only when the exact geometric lower bound of its distance exceeds the best f32 distance
+/// found by a margin far above f32 rounding, so every centre that could win (or tie) under
+/// the reference's arithmetic is evaluated with that arithmetic, in index order on ties.
+struct CentreGrid {
+    cy: Vec<f32>,
+    cx: Vec<f32>,
+    cell: f64,
+    y0: f64,
+    x0: f64,
+    rows: usize,
+    cols: usize,
+    /// Centre indices per bucket (CSR), ascending within a bucket.
+    start: Vec<u32>,
+    members: Vec<u32>,
+    /// Distance a winner must beat (the chunked reference path's 1e5 ceiling, or ∞).
+    ceiling: f32,
+}
+
+impl CentreGrid {
+    fn new(cy: Vec<f32>, cx: Vec<f32>) -> Self {
+        let k = cy.len();
+        let (mut ymin, mut ymax, mut xmin, mut xmax) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+        for i in 0..k {
+            ymin = ymin.min(cy[i] as f64);
+            ymax = ymax.max(cy[i] as f64);
+            xmin = xmin.min(cx[i] as f64);
+            xmax = xmax.max(cx[i] as f64);
+        }
+        let (span_y, span_x) = ((ymax - ymin).max(1.0), (xmax - xmin).max(1.0));
+        // About two centres per bucket.
+        let cell = ((span_y * span_x * 2.0 / k.max(1) as f64).sqrt()).max(1.0);
+        let rows = (span_y / cell) as usize + 1;
+        let cols = (span_x / cell) as usize + 1;
+        let mut count = vec![0u32; rows * cols + 1];
+        let bucket = |i: usize| {
+            let r = (((cy[i] as f64 - ymin) / cell) as usize).min(rows - 1);
+            let c = (((cx[i] as f64 - xmin) / cell) as usize).min(cols - 1);
+            r * cols + c
+        };
+        for i in 0..k {
+            count[bucket(i) + 1] += 1;
+        }
+        for b in 0..rows * cols {
+            count[b + 1] += count[b];
+        }
+        let mut fill = count.clone();
+        let mut members = vec![0u32; k];
+        for i in 0..k {
+            let b = bucket(i);
+            members[fill[b] as usize] = i as u32;
+            fill[b] += 1;
+        }
+        let ceiling = if k > CHUNKED_ABOVE {
+            CHUNKED_START_DISTANCE
+        } else {
+            f32::INFINITY
+        };
+        Self {
+            cy,
+            cx,
+            cell,
+            y0: ymin,
+            x0: xmin,
+            rows,
+            cols,
+            start: count,
+            members,
+            ceiling,
         }
     }
-    arg
+
+    /// 1-based index of the nearest centre under the reference's arithmetic and tie rule,
+    /// or 0 where no centre is below the ceiling.
+    fn nearest(&self, qy: f32, qx: f32) -> u32 {
+        let (fy, fx) = (
+            (qy as f64 - self.y0) / self.cell,
+            (qx as f64 - self.x0) / self.cell,
+        );
+        let br = fy.floor().clamp(0.0, (self.rows - 1) as f64) as i64;
+        let bc = fx.floor().clamp(0.0, (self.cols - 1) as f64) as i64;
+        let mut best = self.ceiling;
+        let mut arg = u32::MAX;
+        let max_ring = self.rows.max(self.cols) as i64;
+        for ring in 0..=max_ring {
+            if ring > 0 && best.is_finite() {
+                // Every centre in this ring or beyond lies outside the block of buckets
+                // [br-ring+1, br+ring] x [bc-ring+1, bc+ring]; its distance to q is at least
+                // q's distance to that block's border (0 if q lies outside the block).
+                let top = (br - ring + 1) as f64 * self.cell + self.y0;
+                let bottom = (br + ring) as f64 * self.cell + self.y0;
+                let left = (bc - ring + 1) as f64 * self.cell + self.x0;
+                let right = (bc + ring) as f64 * self.cell + self.x0;
+                let (y, x) = (qy as f64, qx as f64);
+                let bound = (y - top).min(bottom - y).min(x - left).min(right - x);
+                if bound > best as f64 * (1.0 + 1e-5) + 1e-3 {
+                    break;
+                }
+            }
+            let (r0, r1) = (br - ring, br + ring);
+            let (c0, c1) = (bc - ring, bc + ring);
+            for r in r0.max(0)..=r1.min(self.rows as i64 - 1) {
+                let on_edge_row = r == r0 || r == r1;
+                let mut c = c0.max(0);
+                while c <= c1.min(self.cols as i64 - 1) {
+                    let b = r as usize * self.cols + c as usize;
+                    for &i in &self.members[self.start[b] as usize..self.start[b + 1] as usize] {
+                        let d = torch_distance(self.cy[i as usize], self.cx[i as usize], qy, qx);
+                        if d < best || (d == best && arg != u32::MAX && i < arg) {
+                            best = d;
+                            arg = i;
+                        }
+                    }
+                    // Inner rows only visit the ring's two edge columns.
+                    c = if on_edge_row || c == c1 { c + 1 } else { c1 };
+                }
+            }
+        }
+        if arg == u32::MAX {
+            0
+        } else {
+            arg + 1
+        }
+    }
 }
 
 /// Instance cells (spec §3.4) on the heatmap grid, computed only where `needed` is set.
@@ -182,20 +296,20 @@ fn group_pixels(
     let offsets = offsets.as_standard_layout();
     let off = offsets.as_slice().expect("standard layout");
     let plane = h * w;
-    let cy: Vec<f32> = centers.iter().map(|&(y, _)| step * y as f32).collect();
-    let cx: Vec<f32> = centers.iter().map(|&(_, x)| step * x as f32).collect();
     let mut cells = vec![0u32; plane];
     if centers.is_empty() {
         return cells;
     }
+    let grid = CentreGrid::new(
+        centers.iter().map(|&(y, _)| step * y as f32).collect(),
+        centers.iter().map(|&(_, x)| step * x as f32).collect(),
+    );
     cells.par_chunks_mut(w).enumerate().for_each(|(i, row)| {
         let py = step * i as f32;
         for (j, cell) in row.iter_mut().enumerate() {
             let p = i * w + j;
             if needed[p] {
-                let qy = py + off[p];
-                let qx = step * j as f32 + off[plane + p];
-                *cell = nearest_center(qy, qx, &cy, &cx);
+                *cell = grid.nearest(py + off[p], step * j as f32 + off[plane + p]);
             }
         }
     });
@@ -478,9 +592,29 @@ pub fn panoptic_2d(
     Ok(out)
 }
 
+/// A maximal horizontal run of one thing id: row, columns `[x0, x1)`, value.
+#[derive(Clone, Copy)]
+struct Run<L> {
+    x0: usize,
+    x1: usize,
+    value: L,
+}
+
+fn find_root(parent: &mut [u32], mut a: u32) -> u32 {
+    while parent[a as usize] != a {
+        let g = parent[parent[a as usize] as usize];
+        parent[a as usize] = g;
+        a = g;
+    }
+    a
+}
+
 /// Per thing class, 8-connected multi-label components renumbered `c*L + k`, k = 1.. in
 /// raster order of each component's first pixel (spec §1.4 step 2, §3.8). Pixels outside
 /// every thing class's id range are kept as they are.
+///
+/// Union-find over horizontal runs: two runs of the same id on adjacent rows join when
+/// their column ranges overlap or touch diagonally.
 pub fn relabel_connected<L: Label>(
     panoptic: ArrayView2<L>,
     thing_list: &[u32],
@@ -489,67 +623,92 @@ pub fn relabel_connected<L: Label>(
     if label_divisor < 1 {
         return Err(Error::invalid("label_divisor", "must be >= 1"));
     }
+    if thing_list.contains(&0) {
+        return Err(Error::invalid(
+            "thing_list",
+            "class 0 is background and cannot be a thing class",
+        ));
+    }
     let (h, w) = panoptic.dim();
     let pan = panoptic.as_standard_layout();
     let src = pan.as_slice().expect("standard layout");
     crate::label::check_non_negative("panoptic", src)?;
-    let class_of = |v: L| -> Option<u64> {
+    let is_thing = |v: L| -> bool {
         let c = v.to_u64() / label_divisor;
-        thing_list.iter().any(|&t| t as u64 == c).then_some(c)
+        thing_list.iter().any(|&t| t as u64 == c)
     };
-    let n = h * w;
-    // Two-pass union-find; a pixel joins a neighbour of the same value in a thing range.
-    let mut parent: Vec<u32> = (0..n as u32).collect();
-    fn find(parent: &mut [u32], mut a: u32) -> u32 {
-        while parent[a as usize] != a {
-            let g = parent[parent[a as usize] as usize];
-            parent[a as usize] = g;
-            a = g;
-        }
-        a
-    }
-    fn union(parent: &mut [u32], a: u32, b: u32) {
-        let (ra, rb) = (find(parent, a), find(parent, b));
-        if ra != rb {
-            // The smaller index stays the root so roots are first pixels in raster order.
-            let (lo, hi) = if ra < rb { (ra, rb) } else { (rb, ra) };
-            parent[hi as usize] = lo;
-        }
-    }
-    for y in 0..h {
-        for x in 0..w {
-            let i = y * w + x;
-            let v = src[i];
-            if class_of(v).is_none() {
-                continue;
-            }
-            let mut join = |j: usize| {
-                if src[j] == v {
-                    union(&mut parent, i as u32, j as u32);
+
+    let row_runs: Vec<Vec<Run<L>>> = (0..h)
+        .into_par_iter()
+        .map(|y| {
+            let row = &src[y * w..(y + 1) * w];
+            let mut runs = Vec::new();
+            let mut x = 0;
+            while x < w {
+                let v = row[x];
+                let x0 = x;
+                while x < w && row[x] == v {
+                    x += 1;
                 }
-            };
-            if x > 0 {
-                join(i - 1);
-            }
-            if y > 0 {
-                let up = i - w;
-                if x > 0 {
-                    join(up - 1);
-                }
-                join(up);
-                if x + 1 < w {
-                    join(up + 1);
+                if !v.is_zero() && is_thing(v) {
+                    runs.push(Run {
+                        x0,
+                        x1: x,
+                        value: v,
+                    });
                 }
             }
+            runs
+        })
+        .collect();
+    let mut row_start = Vec::with_capacity(h + 1);
+    row_start.push(0usize);
+    for r in &row_runs {
+        row_start.push(row_start.last().unwrap() + r.len());
+    }
+    let runs: Vec<Run<L>> = row_runs.into_iter().flatten().collect();
+    if runs.len() > u32::MAX as usize {
+        return Err(Error::overflow("panoptic", "too many runs for one image"));
+    }
+
+    let mut parent: Vec<u32> = (0..runs.len() as u32).collect();
+    for y in 1..h {
+        let (prev, cur) = (
+            row_start[y - 1]..row_start[y],
+            row_start[y]..row_start[y + 1],
+        );
+        let mut j = prev.start;
+        for i in cur {
+            let r = runs[i];
+            // Previous-row runs that end left of r's diagonal reach can never touch later
+            // runs of this row either.
+            while j < prev.end && runs[j].x1 < r.x0 {
+                j += 1;
+            }
+            let mut k = j;
+            while k < prev.end && runs[k].x0 <= r.x1 {
+                if runs[k].value == r.value {
+                    let (a, b) = (
+                        find_root(&mut parent, i as u32),
+                        find_root(&mut parent, k as u32),
+                    );
+                    if a != b {
+                        // The earlier run stays the root, so roots are first runs in raster order.
+                        let (lo, hi) = if a < b { (a, b) } else { (b, a) };
+                        parent[hi as usize] = lo;
+                    }
+                }
+                k += 1;
+            }
         }
     }
-    let mut out: Vec<L> = src.to_vec();
-    let mut new_label: Vec<u64> = vec![0; n];
+
+    let mut new_value: Vec<L> = vec![L::default(); runs.len()];
     let mut counters: std::collections::HashMap<u64, u64> = std::collections::HashMap::new();
-    for i in 0..n {
-        let Some(c) = class_of(src[i]) else { continue };
-        let r = find(&mut parent, i as u32) as usize;
-        if r == i {
+    for i in 0..runs.len() {
+        let root = find_root(&mut parent, i as u32) as usize;
+        if root == i {
+            let c = runs[i].value.to_u64() / label_divisor;
             let k = counters.entry(c).or_insert(0);
             *k += 1;
             if *k >= label_divisor {
@@ -565,9 +724,19 @@ pub fn relabel_connected<L: Label>(
                     format!("id {id} does not fit the array's dtype; use a wider integer dtype"),
                 ));
             }
-            new_label[i] = id;
+            new_value[i] = L::from_u64(id);
+        } else {
+            new_value[i] = new_value[root];
         }
-        out[i] = L::from_u64(new_label[r]);
+    }
+
+    let mut out = src.to_vec();
+    if w > 0 {
+        out.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
+            for i in row_start[y]..row_start[y + 1] {
+                row[runs[i].x0..runs[i].x1].fill(new_value[i]);
+            }
+        });
     }
     Ok(Array2::from_shape_vec((h, w), out).expect("same size"))
 }
