@@ -90,7 +90,7 @@ def model_outputs_2d(
         win[inside] = i
         classes[y0:y1, x0:x1][inside] = cls
         cyx = np.argwhere(inside).mean(axis=0) + (y0, x0)
-        centres.append((i, float(cyx[0]), float(cyx[1])))
+        centres.append((i, float(cyx[0]), float(cyx[1]), float(min(ry, rx))))
 
     # Semantic probabilities: a clean one-hot blurred by smooth noise, then normalised.
     logits = np.zeros((n_classes + 1, h, w), np.float32)
@@ -113,9 +113,9 @@ def model_outputs_2d(
     ctr = np.zeros((gh, gw), np.float32)
     offsets = np.zeros((2, gh, gw), np.float32)
     inst_grid = instances[::step, ::step]
-    sigma = 8.0
-    reach = int(np.ceil(4 * sigma / step))
-    for i, cy, cx in centres:
+    for _, cy, cx, r in centres:
+        sigma = max(3.0, 0.5 * r)  # peaks as wide as the object's short half-axis
+        reach = int(np.ceil(3 * sigma / step))
         gy0, gx0 = max(0, int(cy / step) - reach), max(0, int(cx / step) - reach)
         gy1, gx1 = min(gh, int(cy / step) + reach + 1), min(gw, int(cx / step) + reach + 1)
         gy, gx = np.mgrid[gy0:gy1, gx0:gx1].astype(np.float32) * step
@@ -124,13 +124,13 @@ def model_outputs_2d(
     owner = inst_grid > 0
     cy_of = np.zeros(n_objects + 1, np.float32)
     cx_of = np.zeros(n_objects + 1, np.float32)
-    for i, cy, cx in centres:
+    for i, cy, cx, _ in centres:
         cy_of[i], cx_of[i] = cy, cx
     gy, gx = np.nonzero(owner)
     ids = inst_grid[owner]
     offsets[0][owner] = cy_of[ids] - gy * step
     offsets[1][owner] = cx_of[ids] - gx * step
-    ctr += noise * 0.2 * rng.standard_normal(ctr.shape).astype(np.float32)
+    ctr += noise * 0.05 * rng.standard_normal(ctr.shape).astype(np.float32)
     offsets += noise * 4 * rng.standard_normal(offsets.shape).astype(np.float32)
     if not coarse:
         ctr = _upsample4_align_corners(ctr)
