@@ -379,6 +379,11 @@ def test_relabel_connected_bad_input():
         er.relabel_connected(np.zeros((4, 8), np.int32)[:, ::2])
 
 
+def test_a_panic_in_a_kernel_becomes_internal_error():
+    with pytest.raises(er.InternalError, match="deliberate test panic"):
+        _core._panic_in_kernel_for_tests()
+
+
 def test_errors_are_typed_value_errors():
     for exc in (er.DTypeError, er.ShapeError, er.NonFiniteError, er.InternalError):
         assert issubclass(exc, er.EmpanadaError) and issubclass(exc, ValueError)

@@ -86,3 +86,16 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("InternalError", py.get_type::<InternalError>())?;
     Ok(())
 }
+
+/// Panics inside a kernel call on purpose, so a test can prove that a panic in the core
+/// reaches Python as `InternalError` and not as a crash or a `PanicException`.
+#[pyfunction]
+fn _panic_in_kernel_for_tests(py: Python<'_>) -> PyResult<()> {
+    crate::kernel::run(py, || -> empanada_core::Result<()> {
+        panic!("deliberate test panic")
+    })
+}
+
+pub fn register_test_hooks(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(_panic_in_kernel_for_tests, m)?)
+}

@@ -16,6 +16,7 @@ mod rle;
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     errors::register(m)?;
+    errors::register_test_hooks(m)?;
     panoptic::register(m)?;
     rle::register(m)?;
     components::register(m)?;
