@@ -5,6 +5,16 @@ them under stable names and adds the pieces that are Python by nature.
 """
 
 from empanada_rs import _core
+from empanada_rs._core import (
+    SliceMedianFilter,
+    fill_holes,
+    label_statistics,
+    median_filter_slices,
+    relabel,
+    remove_pancakes,
+    remove_small_objects,
+    renumber,
+)
 from empanada_rs.errors import (
     ContiguityError,
     DTypeError,
@@ -27,5 +37,13 @@ __all__ = [
     "LabelOverflowError",
     "NonFiniteError",
     "ShapeError",
+    "SliceMedianFilter",
     "__version__",
+    "fill_holes",
+    "label_statistics",
+    "median_filter_slices",
+    "relabel",
+    "remove_pancakes",
+    "remove_small_objects",
+    "renumber",
 ]
