@@ -820,27 +820,44 @@ fn holes_of<L: Label>(
     let is_own = |s: u32| segs[s as usize].val.to_u64() == id;
 
     let mut out = Vec::new();
-    let mut visited: HashSet<u32, BuildHasherDefault<FxHasher>> = HashSet::default();
+    // Segment -> component index; a component reached again from another seed is one that
+    // stopped early because it escaped, so reaching it means escaping too.
+    let mut visited: FxMap<u32, usize> = FxMap::default();
+    let mut ncomp = 0usize;
     let mut stack = Vec::new();
     let mut comp = Vec::new();
     for &o in own {
         for &seed in &adj[offs[o as usize]..offs[o as usize + 1]] {
-            if is_own(seed) || !visited.insert(seed) {
+            if is_own(seed) || visited.contains_key(&seed) {
                 continue;
             }
+            let c = ncomp;
+            ncomp += 1;
+            visited.insert(seed, c);
             stack.clear();
             comp.clear();
             stack.push(seed);
             let mut escaped = false;
-            while let Some(s) = stack.pop() {
+            'bfs: while let Some(s) = stack.pop() {
                 if !inside(&segs[s as usize]) {
                     escaped = true;
                     break;
                 }
                 comp.push(s);
                 for &t in &adj[offs[s as usize]..offs[s as usize + 1]] {
-                    if !is_own(t) && visited.insert(t) {
-                        stack.push(t);
+                    if is_own(t) {
+                        continue;
+                    }
+                    match visited.get(&t) {
+                        None => {
+                            visited.insert(t, c);
+                            stack.push(t);
+                        }
+                        Some(&other) if other != c => {
+                            escaped = true;
+                            break 'bfs;
+                        }
+                        Some(_) => {}
                     }
                 }
             }

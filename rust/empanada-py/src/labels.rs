@@ -18,6 +18,13 @@ fn id_vector(obj: &Bound<'_, PyAny>, param: &'static str) -> PyResult<Vec<u64>> 
     } else {
         py.import("numpy")?.call_method1("asarray", (obj,))?
     };
+    // `np.asarray([])` is float64; an empty mapping needs no dtype.
+    if arr
+        .cast::<PyUntypedArray>()
+        .is_ok_and(|a| a.len() == 0 && a.ndim() == 1)
+    {
+        return Ok(Vec::new());
+    }
     with_label_array!(&arr, param, |a: T| {
         if a.ndim() != 1 {
             return Err(ShapeError::new_err(format!(
