@@ -7,8 +7,8 @@ import sys
 import types
 from pathlib import Path
 
+import empanada_rs as er
 import numpy as np
-import oracle_labels as ref
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,7 +18,7 @@ from skimage.measure import regionprops
 from skimage.morphology import remove_small_objects as sk_remove_small_objects
 from skimage.segmentation import relabel_sequential
 
-import empanada_rs as er
+from . import oracle_labels as ref
 
 DATA = Path(__file__).parents[1] / ".." / "shared" / "data"
 DTYPES = [np.uint8, np.uint16, np.uint32, np.uint64, np.int8, np.int16, np.int32, np.int64]
@@ -148,6 +148,7 @@ def ring_with_neighbours():
     return labels
 
 
+@pytest.mark.reference
 def test_fill_holes_keeps_neighbours_unlike_reference():
     filters = reference_filters()
     labels = ring_with_neighbours()
@@ -224,6 +225,7 @@ def reference_filters():
     return wrapped
 
 
+@pytest.mark.reference
 @pytest.mark.parametrize("min_span", [0, 1, 2, 3, 4, 5])
 def test_remove_pancakes_matches_reference_comparison(min_span):
     filters = reference_filters()
@@ -371,6 +373,7 @@ def numpy_statistics(labels):
     }
 
 
+@pytest.mark.realdata
 @pytest.mark.parametrize(
     ("name", "key"),
     [
@@ -400,6 +403,7 @@ def test_real_data(name, key):
     )
 
 
+@pytest.mark.realdata
 def test_real_data_fill_holes_per_slice():
     labels = load("vnc_sstem_mito_dev.npz", "mito_instances_2d")[:3]
     for z in range(labels.shape[0]):
