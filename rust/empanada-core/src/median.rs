@@ -339,7 +339,7 @@ fn median_network(k: usize) -> Vec<(usize, usize)> {
 /// Element-wise median of an odd number of equally long slices.
 fn median_of(srcs: &[&[f32]], network: &[(usize, usize)]) -> Vec<f32> {
     let len = srcs[0].len();
-    let mut dst = vec![0f32; len];
+    let mut dst = crate::labels::zeroed_buffer::<f32>(len);
     dst.par_chunks_mut(CHUNK).enumerate().for_each(|(c, d)| {
         let off = c * CHUNK;
         let parts: Vec<&[f32]> = srcs.iter().map(|s| &s[off..off + d.len()]).collect();
