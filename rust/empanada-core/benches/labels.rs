@@ -15,7 +15,7 @@ fn blocks(shape: (usize, usize, usize), n_ids: u32) -> ArrayD<u32> {
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
             let r = (seed >> 33) as u32;
-            if r % 5 == 0 {
+            if r < (1u32 << 31) / 5 {
                 0
             } else {
                 1 + r % n_ids
