@@ -5,7 +5,19 @@ them under stable names and adds the pieces that are Python by nature.
 """
 
 from empanada_rs import _core
-from empanada_rs._core import find_instance_centers, panoptic_2d, relabel_connected
+from empanada_rs._core import (
+    SliceMedianFilter,
+    fill_holes,
+    find_instance_centers,
+    label_statistics,
+    median_filter_slices,
+    panoptic_2d,
+    relabel,
+    relabel_connected,
+    remove_pancakes,
+    remove_small_objects,
+    renumber,
+)
 from empanada_rs.errors import (
     ContiguityError,
     DTypeError,
@@ -28,8 +40,16 @@ __all__ = [
     "LabelOverflowError",
     "NonFiniteError",
     "ShapeError",
+    "SliceMedianFilter",
     "__version__",
+    "fill_holes",
     "find_instance_centers",
+    "label_statistics",
+    "median_filter_slices",
     "panoptic_2d",
+    "relabel",
     "relabel_connected",
+    "remove_pancakes",
+    "remove_small_objects",
+    "renumber",
 ]

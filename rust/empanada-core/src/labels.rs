@@ -1,1 +1,964 @@
-//! placeholder
+//! Whole-array operations on 2D and 3D label images (0 = background): LUT relabelling,
+//! sequential renumbering, size and extent filters, per-object hole filling and per-label
+//! statistics. Every function reads the labels in place (any [`Label`] type) and returns a
+//! new array of the same type and shape.
+//!
+//! Objects are ids, not connected components: a label split in two pieces is one object.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+
+use ndarray::{ArrayD, ArrayViewD, CowArray, IxDyn};
+use rayon::prelude::*;
+
+use crate::{Error, Label, Result};
+
+/// Elements per parallel task of the element-wise passes.
+const CHUNK: usize = 1 << 16;
+/// Largest key for which relabelling uses a dense table instead of a hash map.
+const DENSE_LUT_MAX: u64 = 1 << 22;
+/// Largest id for which statistics always use dense per-task tables.
+const DENSE_STATS_MAX: u64 = 1 << 17;
+
+/// FxHash: ids are small integers; a multiply-rotate hash is plenty and far cheaper than SipHash.
+#[derive(Default, Clone, Copy)]
+struct FxHasher(u64);
+impl Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(b as u64);
+        }
+    }
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+/// The labels as a C-ordered slice plus their (z, y, x) extent; 2D images have z = 1.
+struct Grid<'a, L> {
+    data: CowArray<'a, L, IxDyn>,
+    dims: [usize; 3],
+    ndim: usize,
+}
+
+impl<'a, L: Label> Grid<'a, L> {
+    fn new(labels: ArrayViewD<'a, L>) -> Result<Self> {
+        let ndim = labels.ndim();
+        let dims = match *labels.shape() {
+            [y, x] => [1, y, x],
+            [z, y, x] => [z, y, x],
+            _ => {
+                return Err(Error::shape(
+                    "labels",
+                    format!(
+                        "expected a 2D (H, W) or 3D (D, H, W) label image, got shape {:?}",
+                        labels.shape()
+                    ),
+                ))
+            }
+        };
+        let data = if labels.is_standard_layout() {
+            CowArray::from(labels)
+        } else {
+            CowArray::from(labels.as_standard_layout().into_owned())
+        };
+        Ok(Grid { data, dims, ndim })
+    }
+    fn slice(&self) -> &[L] {
+        self.data.as_slice().expect("standard layout")
+    }
+    fn shape(&self) -> Vec<usize> {
+        self.data.shape().to_vec()
+    }
+    fn check_non_negative(&self) -> Result<()> {
+        let neg = self
+            .slice()
+            .par_chunks(CHUNK)
+            .any(|c| c.iter().fold(false, |a, v| a | v.is_negative()));
+        if neg {
+            return Err(negative_labels());
+        }
+        Ok(())
+    }
+}
+
+fn negative_labels() -> Error {
+    Error::invalid(
+        "labels",
+        "labels must be >= 0; negative ids are not object labels (cast or clip the array first)",
+    )
+}
+
+fn widen_hint<L: Label>() -> String {
+    format!(
+        "the labels' dtype holds at most {}; widen it first, e.g. `labels.astype(np.uint32)` or `np.uint64`",
+        L::MAX_U64
+    )
+}
+
+/// A zeroed buffer for a kernel's output. Large ones are advised to use transparent huge
+/// pages before the first touch (numpy does the same for its arrays): with 4 KiB pages the
+/// page faults of a fresh output cost more than a memory-bound pass itself.
+pub(crate) fn zeroed_buffer<T: Copy + Default>(n: usize) -> Vec<T> {
+    let v = vec![T::default(); n];
+    #[cfg(target_os = "linux")]
+    {
+        const PAGE: usize = 4096;
+        let bytes = n * std::mem::size_of::<T>();
+        if bytes >= 4 << 20 {
+            let start = (v.as_ptr() as usize).div_ceil(PAGE) * PAGE;
+            let end = (v.as_ptr() as usize + bytes) / PAGE * PAGE;
+            extern "C" {
+                fn madvise(addr: *mut std::ffi::c_void, len: usize, advice: i32) -> i32;
+            }
+            const MADV_HUGEPAGE: i32 = 14;
+            // SAFETY: the range lies inside `v`'s allocation, is page aligned, and the advice
+            // only changes how the kernel backs the pages; failure is harmless and ignored.
+            unsafe {
+                madvise(start as *mut std::ffi::c_void, end - start, MADV_HUGEPAGE);
+            }
+        }
+    }
+    v
+}
+
+// ---------------------------------------------------------------------------------------
+// relabel
+
+enum Lut<L> {
+    /// `table[id]` for ids up to `table.len() - 1`.
+    Dense(Vec<L>),
+    Sparse(FxMap<u64, L>),
+}
+
+/// Maps every label through `keys -> values`; labels not among the keys keep their value,
+/// or become `default` when given. Fails when a value does not fit the labels' type.
+pub fn relabel<L: Label>(
+    labels: ArrayViewD<'_, L>,
+    keys: &[u64],
+    values: &[u64],
+    default: Option<u64>,
+) -> Result<ArrayD<L>> {
+    let grid = Grid::new(labels)?;
+    if keys.len() != values.len() {
+        return Err(Error::shape(
+            "values",
+            format!(
+                "keys has {} entries but values has {}; pass one value per key",
+                keys.len(),
+                values.len()
+            ),
+        ));
+    }
+    {
+        let mut seen: HashSet<u64, BuildHasherDefault<FxHasher>> = HashSet::default();
+        for &k in keys {
+            if !seen.insert(k) {
+                return Err(Error::invalid(
+                    "keys",
+                    format!("key {k} appears more than once; keys must be unique"),
+                ));
+            }
+        }
+    }
+    if let Some(&v) = values.iter().find(|&&v| v > L::MAX_U64) {
+        return Err(Error::overflow(
+            "values",
+            format!(
+                "value {v} does not fit the labels' dtype: {}",
+                widen_hint::<L>()
+            ),
+        ));
+    }
+    if let Some(d) = default {
+        if d > L::MAX_U64 {
+            return Err(Error::overflow(
+                "default",
+                format!(
+                    "default {d} does not fit the labels' dtype: {}",
+                    widen_hint::<L>()
+                ),
+            ));
+        }
+    }
+    let out = apply_lut(grid.slice(), keys, values, default)?;
+    Ok(ArrayD::from_shape_vec(IxDyn(&grid.shape()), out).expect("shape of the input"))
+}
+
+/// The relabelling pass; keys beyond the labels' range can never match and are dropped.
+fn apply_lut<L: Label>(
+    data: &[L],
+    keys: &[u64],
+    values: &[u64],
+    default: Option<u64>,
+) -> Result<Vec<L>> {
+    let pairs: Vec<(u64, L)> = keys
+        .iter()
+        .zip(values)
+        .filter(|(&k, _)| k <= L::MAX_U64)
+        .map(|(&k, &v)| (k, L::from_u64(v)))
+        .collect();
+    let max_key = pairs.iter().map(|p| p.0).max();
+    let fallback = default.map(L::from_u64);
+    let dense_cap = DENSE_LUT_MAX.min((data.len() as u64).saturating_mul(4).max(1 << 16));
+    let lut = match max_key {
+        Some(mk) if mk <= dense_cap => {
+            // Small dtypes get a table over their whole range so the pass has no range test.
+            let size = if L::MAX_U64 <= u16::MAX as u64 {
+                L::MAX_U64 + 1
+            } else {
+                mk + 1
+            };
+            let mut table: Vec<L> = match fallback {
+                Some(f) => vec![f; size as usize],
+                None => (0..size).map(L::from_u64).collect(),
+            };
+            for &(k, v) in &pairs {
+                table[k as usize] = v;
+            }
+            Lut::Dense(table)
+        }
+        _ => Lut::Sparse(pairs.into_iter().collect()),
+    };
+    let mut out = zeroed_buffer::<L>(data.len());
+    let negative = out
+        .par_chunks_mut(CHUNK)
+        .zip(data.par_chunks(CHUNK))
+        .map(|(o, i)| match &lut {
+            Lut::Dense(table) => map_dense(i, o, table, fallback),
+            Lut::Sparse(map) => map_sparse(i, o, map, fallback),
+        })
+        .reduce(|| false, |a, b| a | b);
+    if negative {
+        return Err(negative_labels());
+    }
+    Ok(out)
+}
+
+#[inline]
+fn map_dense<L: Label>(inp: &[L], out: &mut [L], table: &[L], fallback: Option<L>) -> bool {
+    let mut neg = false;
+    let len = table.len() as u64;
+    for (o, &v) in out.iter_mut().zip(inp) {
+        neg |= v.is_negative();
+        let u = v.to_u64();
+        *o = if u < len {
+            table[u as usize]
+        } else {
+            fallback.unwrap_or(v)
+        };
+    }
+    neg
+}
+
+fn map_sparse<L: Label>(
+    inp: &[L],
+    out: &mut [L],
+    map: &FxMap<u64, L>,
+    fallback: Option<L>,
+) -> bool {
+    let mut neg = false;
+    // Labels come in runs: one lookup per run.
+    let mut last: Option<(L, L)> = None;
+    for (o, &v) in out.iter_mut().zip(inp) {
+        *o = match last {
+            Some((k, r)) if k == v => r,
+            _ => {
+                neg |= v.is_negative();
+                let r = match map.get(&v.to_u64()) {
+                    Some(&r) => r,
+                    None => fallback.unwrap_or(v),
+                };
+                last = Some((v, r));
+                r
+            }
+        };
+    }
+    neg
+}
+
+// ---------------------------------------------------------------------------------------
+// statistics
+
+#[derive(Clone, Copy, Default)]
+struct Acc {
+    count: u64,
+    lo: [u32; 3],
+    hi: [u32; 3],
+    sum: [u64; 3],
+}
+
+impl Acc {
+    #[inline]
+    fn add_run(&mut self, z: u32, y: u32, x0: u32, x1: u32) {
+        let len = (x1 - x0) as u64;
+        if self.count == 0 {
+            self.lo = [z, y, x0];
+            self.hi = [z + 1, y + 1, x1];
+        } else {
+            self.lo = [self.lo[0].min(z), self.lo[1].min(y), self.lo[2].min(x0)];
+            self.hi = [
+                self.hi[0].max(z + 1),
+                self.hi[1].max(y + 1),
+                self.hi[2].max(x1),
+            ];
+        }
+        self.count += len;
+        self.sum[0] += z as u64 * len;
+        self.sum[1] += y as u64 * len;
+        self.sum[2] += (x0 as u64 + x1 as u64 - 1) * len / 2;
+    }
+    fn merge(&mut self, o: &Acc) {
+        if o.count == 0 {
+            return;
+        }
+        if self.count == 0 {
+            *self = *o;
+            return;
+        }
+        for a in 0..3 {
+            self.lo[a] = self.lo[a].min(o.lo[a]);
+            self.hi[a] = self.hi[a].max(o.hi[a]);
+            self.sum[a] += o.sum[a];
+        }
+        self.count += o.count;
+    }
+}
+
+/// Per-label statistics in ascending id order (background 0 excluded).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabelStats {
+    pub ndim: usize,
+    pub ids: Vec<u64>,
+    pub counts: Vec<i64>,
+    /// `[N, 2 * ndim]` row-major: lower corner (inclusive) then upper corner (exclusive).
+    pub boxes: Vec<i64>,
+    /// `[N, ndim]` row-major: mean voxel coordinate.
+    pub centroids: Vec<f64>,
+}
+
+impl LabelStats {
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+    /// Extent of object `i` along axis `a` (upper - lower).
+    pub fn span(&self, i: usize, a: usize) -> i64 {
+        self.boxes[i * 2 * self.ndim + self.ndim + a] - self.boxes[i * 2 * self.ndim + a]
+    }
+}
+
+/// Voxel count, bounding box and centroid of every non-zero label, in one pass.
+pub fn label_statistics<L: Label>(labels: ArrayViewD<'_, L>) -> Result<LabelStats> {
+    let grid = Grid::new(labels)?;
+    stats_of(&grid)
+}
+
+fn max_label<L: Label>(data: &[L]) -> Result<u64> {
+    let (max, neg) = data
+        .par_chunks(CHUNK)
+        .map(|c| {
+            c.iter().fold((L::default(), false), |(m, n), &v| {
+                (if v > m { v } else { m }, n | v.is_negative())
+            })
+        })
+        .reduce(|| (L::default(), false), |a, b| (a.0.max(b.0), a.1 | b.1));
+    if neg {
+        return Err(negative_labels());
+    }
+    Ok(max.to_u64())
+}
+
+/// Scans rows `rows` (flat row index z * Y + y), calling `f(id, z, y, x0, x1)` once per run
+/// of one non-zero label.
+#[inline]
+fn for_each_run<L: Label>(
+    data: &[L],
+    dims: [usize; 3],
+    rows: std::ops::Range<usize>,
+    mut f: impl FnMut(L, u32, u32, u32, u32),
+) {
+    let (ny, nx) = (dims[1], dims[2]);
+    for r in rows {
+        let (z, y) = ((r / ny) as u32, (r % ny) as u32);
+        let row = &data[r * nx..(r + 1) * nx];
+        let mut cur = row[0];
+        let mut x0 = 0usize;
+        for (x, &v) in row.iter().enumerate().skip(1) {
+            if v != cur {
+                if !cur.is_zero() {
+                    f(cur, z, y, x0 as u32, x as u32);
+                }
+                cur = v;
+                x0 = x;
+            }
+        }
+        if !cur.is_zero() {
+            f(cur, z, y, x0 as u32, nx as u32);
+        }
+    }
+}
+
+/// Row ranges for the parallel passes: a few tasks per thread, whole rows each.
+fn row_tasks(dims: [usize; 3]) -> Vec<std::ops::Range<usize>> {
+    let rows = dims[0] * dims[1];
+    let tasks = (rayon::current_num_threads() * 4).clamp(1, rows.max(1));
+    let per = rows.div_ceil(tasks).max(1);
+    (0..rows)
+        .step_by(per)
+        .map(|s| s..(s + per).min(rows))
+        .collect()
+}
+
+fn stats_of<L: Label>(grid: &Grid<'_, L>) -> Result<LabelStats> {
+    let data = grid.slice();
+    let dims = grid.dims;
+    let ndim = grid.ndim;
+    if data.is_empty() {
+        return Ok(LabelStats {
+            ndim,
+            ids: vec![],
+            counts: vec![],
+            boxes: vec![],
+            centroids: vec![],
+        });
+    }
+    if dims.iter().any(|&d| d > u32::MAX as usize / 2) {
+        return Err(Error::shape("labels", "an axis longer than 2**31 voxels"));
+    }
+    let max = if L::MAX_U64 <= u16::MAX as u64 {
+        grid.check_non_negative()?;
+        L::MAX_U64
+    } else {
+        max_label(data)?
+    };
+    let tasks = row_tasks(dims);
+    let dense = max < DENSE_STATS_MAX || max < (data.len() as u64 / 64);
+    let mut acc: Vec<(u64, Acc)> = if dense {
+        let size = max as usize + 1;
+        let tables: Vec<Vec<Acc>> = tasks
+            .into_par_iter()
+            .map(|rows| {
+                let mut t = vec![Acc::default(); size];
+                for_each_run(data, dims, rows, |id, z, y, x0, x1| {
+                    t[id.to_u64() as usize].add_run(z, y, x0, x1)
+                });
+                t
+            })
+            .collect();
+        let mut total = vec![Acc::default(); size];
+        for t in &tables {
+            for (a, b) in total.iter_mut().zip(t) {
+                a.merge(b);
+            }
+        }
+        total
+            .into_iter()
+            .enumerate()
+            .filter(|(_, a)| a.count > 0)
+            .map(|(i, a)| (i as u64, a))
+            .collect()
+    } else {
+        let maps: Vec<FxMap<u64, Acc>> = tasks
+            .into_par_iter()
+            .map(|rows| {
+                let mut m: FxMap<u64, Acc> = FxMap::default();
+                for_each_run(data, dims, rows, |id, z, y, x0, x1| {
+                    m.entry(id.to_u64()).or_default().add_run(z, y, x0, x1)
+                });
+                m
+            })
+            .collect();
+        let mut total: FxMap<u64, Acc> = FxMap::default();
+        for m in maps {
+            for (k, a) in m {
+                total.entry(k).or_default().merge(&a);
+            }
+        }
+        let mut v: Vec<(u64, Acc)> = total.into_iter().collect();
+        v.sort_unstable_by_key(|p| p.0);
+        v
+    };
+    let first_axis = 3 - ndim;
+    let n = acc.len();
+    let mut stats = LabelStats {
+        ndim,
+        ids: Vec::with_capacity(n),
+        counts: Vec::with_capacity(n),
+        boxes: Vec::with_capacity(n * 2 * ndim),
+        centroids: Vec::with_capacity(n * ndim),
+    };
+    for (id, a) in acc.drain(..) {
+        stats.ids.push(id);
+        stats.counts.push(a.count as i64);
+        stats
+            .boxes
+            .extend(a.lo[first_axis..].iter().map(|&v| v as i64));
+        stats
+            .boxes
+            .extend(a.hi[first_axis..].iter().map(|&v| v as i64));
+        stats.centroids.extend(
+            a.sum[first_axis..]
+                .iter()
+                .map(|&s| s as f64 / a.count as f64),
+        );
+    }
+    Ok(stats)
+}
+
+// ---------------------------------------------------------------------------------------
+// renumber and filters
+
+/// The renumbered labels and the mapping used (`keys[i] -> values[i]`, keys ascending).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Renumbered<L> {
+    pub labels: ArrayD<L>,
+    pub keys: Vec<L>,
+    pub values: Vec<L>,
+}
+
+/// Maps the non-zero ids, in ascending order, to `start, start + 1, …`; 0 stays 0
+/// (`skimage.segmentation.relabel_sequential(labels, offset=start)`).
+pub fn renumber<L: Label>(labels: ArrayViewD<'_, L>, start: i64) -> Result<Renumbered<L>> {
+    if start < 1 {
+        return Err(Error::invalid(
+            "start",
+            format!("must be >= 1 (0 is the background), got {start}"),
+        ));
+    }
+    let grid = Grid::new(labels)?;
+    let stats = stats_of(&grid)?;
+    let n = stats.ids.len() as u64;
+    let start = start as u64;
+    if n > 0 && start.saturating_add(n - 1) > L::MAX_U64 {
+        return Err(Error::overflow(
+            "labels",
+            format!(
+                "{n} objects starting at {start} need ids up to {}: {}",
+                start as u128 + n as u128 - 1,
+                widen_hint::<L>()
+            ),
+        ));
+    }
+    let values: Vec<u64> = (start..start + n).collect();
+    let out = apply_lut(grid.slice(), &stats.ids, &values, None)?;
+    Ok(Renumbered {
+        labels: ArrayD::from_shape_vec(IxDyn(&grid.shape()), out).expect("shape of the input"),
+        keys: stats.ids.iter().map(|&v| L::from_u64(v)).collect(),
+        values: values.into_iter().map(L::from_u64).collect(),
+    })
+}
+
+fn remove_where<L: Label>(
+    grid: &Grid<'_, L>,
+    stats: &LabelStats,
+    remove: impl Fn(usize) -> bool,
+) -> Result<ArrayD<L>> {
+    let keys: Vec<u64> = (0..stats.len())
+        .filter(|&i| remove(i))
+        .map(|i| stats.ids[i])
+        .collect();
+    let zeros = vec![0u64; keys.len()];
+    let out = apply_lut(grid.slice(), &keys, &zeros, None)?;
+    Ok(ArrayD::from_shape_vec(IxDyn(&grid.shape()), out).expect("shape of the input"))
+}
+
+/// Zeroes every object (id) with fewer than `min_size` voxels.
+pub fn remove_small_objects<L: Label>(
+    labels: ArrayViewD<'_, L>,
+    min_size: i64,
+) -> Result<ArrayD<L>> {
+    if min_size < 0 {
+        return Err(Error::invalid(
+            "min_size",
+            format!("must be >= 0 voxels, got {min_size}"),
+        ));
+    }
+    let grid = Grid::new(labels)?;
+    let stats = stats_of(&grid)?;
+    remove_where(&grid, &stats, |i| stats.counts[i] < min_size)
+}
+
+/// Zeroes every object whose bounding box is shorter than `min_span` voxels along any axis
+/// (spec §5.6: `span < min_span`, span = upper - lower of the exclusive box).
+pub fn remove_pancakes<L: Label>(labels: ArrayViewD<'_, L>, min_span: i64) -> Result<ArrayD<L>> {
+    if min_span < 0 {
+        return Err(Error::invalid(
+            "min_span",
+            format!("must be >= 0 voxels, got {min_span}"),
+        ));
+    }
+    let grid = Grid::new(labels)?;
+    let stats = stats_of(&grid)?;
+    let ndim = stats.ndim;
+    remove_where(&grid, &stats, |i| {
+        (0..ndim).any(|a| stats.span(i, a) < min_span)
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// fill holes
+
+/// A run of one value in one row: `x0..x1`.
+#[derive(Clone, Copy)]
+struct Run<L> {
+    x0: u32,
+    x1: u32,
+    val: L,
+}
+
+/// A face-connected region of one value (background included).
+#[derive(Clone, Copy)]
+struct Segment<L> {
+    val: L,
+    size: u64,
+    lo: [u32; 3],
+    hi: [u32; 3],
+}
+
+fn find(parent: &mut [u32], mut a: u32) -> u32 {
+    while parent[a as usize] != a {
+        let p = parent[parent[a as usize] as usize];
+        parent[a as usize] = p;
+        a = p;
+    }
+    a
+}
+
+fn union(parent: &mut [u32], a: u32, b: u32) {
+    let (ra, rb) = (find(parent, a), find(parent, b));
+    if ra != rb {
+        let (lo, hi) = if ra < rb { (ra, rb) } else { (rb, ra) };
+        parent[hi as usize] = lo;
+    }
+}
+
+/// Fills the holes of every object's own mask and paints only background voxels.
+///
+/// A hole of object `A` is a face-connected region of non-`A` voxels (the connectivity
+/// `scipy.ndimage.binary_fill_holes` uses for the background) that does not reach the
+/// border of the array, exactly what `binary_fill_holes(labels == A)` fills. Of a hole,
+/// only the voxels that are 0 are set to `A`; other objects inside it are left alone (the
+/// reference paints the whole filled bounding box, neighbours included; design §3). A 0
+/// voxel inside holes of several objects (nested objects) goes to the object whose hole is
+/// smallest, i.e. the innermost one; ties go to the smaller id. 3D images are filled in
+/// 3D (6-connected background); pass 2D slices for per-slice filling.
+pub fn fill_holes<L: Label>(labels: ArrayViewD<'_, L>) -> Result<ArrayD<L>> {
+    let grid = Grid::new(labels)?;
+    grid.check_non_negative()?;
+    let data = grid.slice();
+    let shape = grid.shape();
+    if data.is_empty() {
+        return Ok(ArrayD::from_shape_vec(IxDyn(&shape), vec![]).expect("empty"));
+    }
+    let [nz, ny, nx] = grid.dims;
+    let nrows = nz * ny;
+
+    // 1. Runs of equal value per row (all values, background included).
+    let mut row_ptr = Vec::with_capacity(nrows + 1);
+    let mut runs: Vec<Run<L>> = Vec::new();
+    row_ptr.push(0usize);
+    for r in 0..nrows {
+        let row = &data[r * nx..(r + 1) * nx];
+        let mut x0 = 0usize;
+        for x in 1..=nx {
+            if x == nx || row[x] != row[x0] {
+                runs.push(Run {
+                    x0: x0 as u32,
+                    x1: x as u32,
+                    val: row[x0],
+                });
+                x0 = x;
+            }
+        }
+        row_ptr.push(runs.len());
+    }
+    if runs.len() >= u32::MAX as usize {
+        return Err(Error::shape("labels", "too many runs for hole filling"));
+    }
+
+    // 2. Union equal-valued runs that touch across rows; record contacts of different values.
+    let mut parent: Vec<u32> = (0..runs.len() as u32).collect();
+    let mut contacts: Vec<(u32, u32)> = Vec::new();
+    for r in 0..nrows {
+        let (cur_a, cur_b) = (row_ptr[r], row_ptr[r + 1]);
+        for i in cur_a + 1..cur_b {
+            contacts.push(((i - 1) as u32, i as u32));
+        }
+        let (z, y) = (r / ny, r % ny);
+        let mut prevs = Vec::with_capacity(2);
+        if y > 0 {
+            prevs.push(r - 1);
+        }
+        if z > 0 {
+            prevs.push(r - ny);
+        }
+        for p in prevs {
+            let (mut i, pe) = (row_ptr[p], row_ptr[p + 1]);
+            let mut j = cur_a;
+            while i < pe && j < cur_b {
+                let (a, b) = (runs[i], runs[j]);
+                if a.val == b.val {
+                    union(&mut parent, i as u32, j as u32);
+                } else {
+                    contacts.push((i as u32, j as u32));
+                }
+                match a.x1.cmp(&b.x1) {
+                    std::cmp::Ordering::Less => i += 1,
+                    std::cmp::Ordering::Greater => j += 1,
+                    std::cmp::Ordering::Equal => {
+                        i += 1;
+                        j += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    // 3. Segments: one per union-find root.
+    let mut seg_of_run = vec![u32::MAX; runs.len()];
+    let mut segs: Vec<Segment<L>> = Vec::new();
+    for r in 0..nrows {
+        let (z, y) = ((r / ny) as u32, (r % ny) as u32);
+        for i in row_ptr[r]..row_ptr[r + 1] {
+            let root = find(&mut parent, i as u32) as usize;
+            if seg_of_run[root] == u32::MAX {
+                seg_of_run[root] = segs.len() as u32;
+                segs.push(Segment {
+                    val: runs[i].val,
+                    size: 0,
+                    lo: [u32::MAX; 3],
+                    hi: [0; 3],
+                });
+            }
+            let s = seg_of_run[root];
+            seg_of_run[i] = s;
+            let run = runs[i];
+            let seg = &mut segs[s as usize];
+            seg.size += (run.x1 - run.x0) as u64;
+            seg.lo = [seg.lo[0].min(z), seg.lo[1].min(y), seg.lo[2].min(run.x0)];
+            seg.hi = [
+                seg.hi[0].max(z + 1),
+                seg.hi[1].max(y + 1),
+                seg.hi[2].max(run.x1),
+            ];
+        }
+    }
+    drop(parent);
+
+    // 4. Segment adjacency (CSR).
+    let mut edges: Vec<(u32, u32)> = contacts
+        .into_iter()
+        .map(|(a, b)| {
+            let (sa, sb) = (seg_of_run[a as usize], seg_of_run[b as usize]);
+            (sa.min(sb), sa.max(sb))
+        })
+        .collect();
+    edges.sort_unstable();
+    edges.dedup();
+    let nseg = segs.len();
+    let mut deg = vec![0usize; nseg + 1];
+    for &(a, b) in &edges {
+        deg[a as usize + 1] += 1;
+        deg[b as usize + 1] += 1;
+    }
+    for i in 0..nseg {
+        deg[i + 1] += deg[i];
+    }
+    let offs = deg;
+    let mut fill = offs.clone();
+    let mut adj = vec![0u32; offs[nseg]];
+    for &(a, b) in &edges {
+        adj[fill[a as usize]] = b;
+        fill[a as usize] += 1;
+        adj[fill[b as usize]] = a;
+        fill[b as usize] += 1;
+    }
+    drop(edges);
+    drop(fill);
+
+    // 5. Holes per object: components of non-object segments that stay inside the box.
+    let mut objects: FxMap<u64, Vec<u32>> = FxMap::default();
+    for (i, s) in segs.iter().enumerate() {
+        if !s.val.is_zero() {
+            objects.entry(s.val.to_u64()).or_default().push(i as u32);
+        }
+    }
+    let objects: Vec<(u64, Vec<u32>)> = objects.into_iter().collect();
+    let check_z = grid.ndim == 3;
+    let graph: Graph<'_, L> = (&segs, &offs, &adj);
+    let candidates: Vec<(u32, u64, u64)> = objects
+        .par_iter()
+        .flat_map_iter(|(id, own)| holes_of(graph, *id, own, check_z))
+        .collect();
+
+    // 6. Innermost (smallest hole, then smallest id) wins each background segment.
+    let mut winner: FxMap<u32, (u64, u64)> = FxMap::default();
+    for (seg, size, id) in candidates {
+        let e = winner.entry(seg).or_insert((size, id));
+        if (size, id) < *e {
+            *e = (size, id);
+        }
+    }
+    let mut out = data.to_vec();
+    if !winner.is_empty() {
+        for r in 0..nrows {
+            for i in row_ptr[r]..row_ptr[r + 1] {
+                if let Some(&(_, id)) = winner.get(&seg_of_run[i]) {
+                    let run = runs[i];
+                    out[r * nx + run.x0 as usize..r * nx + run.x1 as usize].fill(L::from_u64(id));
+                }
+            }
+        }
+    }
+    Ok(ArrayD::from_shape_vec(IxDyn(&shape), out).expect("shape of the input"))
+}
+
+type Graph<'a, L> = (&'a [Segment<L>], &'a [usize], &'a [u32]);
+
+/// `(background segment, hole size, id)` for every background segment in a hole of `id`.
+fn holes_of<L: Label>(
+    (segs, offs, adj): Graph<'_, L>,
+    id: u64,
+    own: &[u32],
+    check_z: bool,
+) -> Vec<(u32, u64, u64)> {
+    let mut lo = [u32::MAX; 3];
+    let mut hi = [0u32; 3];
+    for &s in own {
+        let s = &segs[s as usize];
+        for a in 0..3 {
+            lo[a] = lo[a].min(s.lo[a]);
+            hi[a] = hi[a].max(s.hi[a]);
+        }
+    }
+    let first_axis = if check_z { 0 } else { 1 };
+    let inside = |s: &Segment<L>| (first_axis..3).all(|a| s.lo[a] > lo[a] && s.hi[a] < hi[a]);
+    let is_own = |s: u32| segs[s as usize].val.to_u64() == id;
+
+    let mut out = Vec::new();
+    // Segment -> component index; a component reached again from another seed is one that
+    // stopped early because it escaped, so reaching it means escaping too.
+    let mut visited: FxMap<u32, usize> = FxMap::default();
+    let mut ncomp = 0usize;
+    let mut stack = Vec::new();
+    let mut comp = Vec::new();
+    for &o in own {
+        for &seed in &adj[offs[o as usize]..offs[o as usize + 1]] {
+            if is_own(seed) || visited.contains_key(&seed) {
+                continue;
+            }
+            let c = ncomp;
+            ncomp += 1;
+            visited.insert(seed, c);
+            stack.clear();
+            comp.clear();
+            stack.push(seed);
+            let mut escaped = false;
+            'bfs: while let Some(s) = stack.pop() {
+                if !inside(&segs[s as usize]) {
+                    escaped = true;
+                    break;
+                }
+                comp.push(s);
+                for &t in &adj[offs[s as usize]..offs[s as usize + 1]] {
+                    if is_own(t) {
+                        continue;
+                    }
+                    match visited.get(&t) {
+                        None => {
+                            visited.insert(t, c);
+                            stack.push(t);
+                        }
+                        Some(&other) if other != c => {
+                            escaped = true;
+                            break 'bfs;
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
+            if escaped {
+                continue;
+            }
+            let size: u64 = comp.iter().map(|&s| segs[s as usize].size).sum();
+            out.extend(
+                comp.iter()
+                    .filter(|&&s| segs[s as usize].val.is_zero())
+                    .map(|&s| (s, size, id)),
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{array, Array2};
+
+    #[test]
+    fn relabel_dense_and_sparse() {
+        let a = array![[0u32, 1, 2], [3, 1_000_000_000, 2]].into_dyn();
+        let r = relabel(a.view(), &[1, 1_000_000_000], &[5, 6], None).unwrap();
+        assert_eq!(r, array![[0u32, 5, 2], [3, 6, 2]].into_dyn());
+        let r = relabel(a.view(), &[2], &[7], Some(0)).unwrap();
+        assert_eq!(r, array![[0u32, 0, 7], [0, 0, 7]].into_dyn());
+        assert!(matches!(
+            relabel(a.view(), &[1, 1], &[2, 3], None),
+            Err(Error::InvalidArgument { .. })
+        ));
+        let b = array![[1u8, 2]].into_dyn();
+        assert!(matches!(
+            relabel(b.view(), &[1], &[256], None),
+            Err(Error::LabelOverflow { .. })
+        ));
+    }
+
+    #[test]
+    fn stats_and_renumber() {
+        let a = array![[0i32, 7, 7], [9, 0, 7]].into_dyn();
+        let s = label_statistics(a.view()).unwrap();
+        assert_eq!(s.ids, vec![7, 9]);
+        assert_eq!(s.counts, vec![3, 1]);
+        assert_eq!(s.boxes, vec![0, 1, 2, 3, 1, 0, 2, 1]);
+        assert_eq!(s.centroids, vec![1.0 / 3.0, 5.0 / 3.0, 1.0, 0.0]);
+        let r = renumber(a.view(), 1).unwrap();
+        assert_eq!(r.labels, array![[0i32, 1, 1], [2, 0, 1]].into_dyn());
+        assert_eq!(r.keys, vec![7, 9]);
+        let neg = array![[0i32, -1]].into_dyn();
+        assert!(label_statistics(neg.view()).is_err());
+        assert!(relabel(neg.view(), &[], &[], None).is_err());
+    }
+
+    #[test]
+    fn fill_holes_keeps_neighbours() {
+        let mut a = Array2::<u16>::zeros((7, 7));
+        for i in 1..6 {
+            a[[1, i]] = 1;
+            a[[5, i]] = 1;
+            a[[i, 1]] = 1;
+            a[[i, 5]] = 1;
+        }
+        a[[3, 3]] = 2;
+        let f = fill_holes(a.view().into_dyn()).unwrap();
+        let mut expect = a.clone();
+        for y in 2..5 {
+            for x in 2..5 {
+                if (y, x) != (3, 3) {
+                    expect[[y, x]] = 1;
+                }
+            }
+        }
+        assert_eq!(f, expect.into_dyn());
+    }
+}

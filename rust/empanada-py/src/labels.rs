@@ -1,5 +1,186 @@
-use pyo3::prelude::*;
+//! Bindings of `empanada_core::labels`: relabel, renumber, size and extent filters,
+//! hole filling and per-label statistics on 2D/3D integer label arrays.
 
-pub fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+use empanada_core::labels as core;
+use empanada_core::Label;
+use numpy::{IntoPyArray, PyUntypedArray, PyUntypedArrayMethods};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+
+use crate::errors::{InvalidArgumentError, ShapeError};
+use crate::kernel::{self, not_contiguous};
+
+/// A 1-D integer array (or sequence) of non-negative ids, widened to u64.
+fn id_vector(obj: &Bound<'_, PyAny>, param: &'static str) -> PyResult<Vec<u64>> {
+    let py = obj.py();
+    let arr = if obj.is_instance_of::<PyUntypedArray>() {
+        obj.clone()
+    } else {
+        py.import("numpy")?.call_method1("asarray", (obj,))?
+    };
+    // `np.asarray([])` is float64; an empty mapping needs no dtype.
+    if arr
+        .cast::<PyUntypedArray>()
+        .is_ok_and(|a| a.len() == 0 && a.ndim() == 1)
+    {
+        return Ok(Vec::new());
+    }
+    with_label_array!(&arr, param, |a: T| {
+        if a.ndim() != 1 {
+            return Err(ShapeError::new_err(format!(
+                "{param}: expected a 1-D array, got shape {:?}",
+                a.shape()
+            )));
+        }
+        let v = a.as_array();
+        if v.iter().any(|x: &T| x.is_negative()) {
+            return Err(InvalidArgumentError::new_err(format!(
+                "{param}: ids must be >= 0"
+            )));
+        }
+        Ok(v.iter().map(|x: &T| x.to_u64()).collect())
+    })
+}
+
+fn contiguous<T: numpy::Element>(
+    a: &numpy::PyReadonlyArrayDyn<'_, T>,
+    param: &str,
+) -> PyResult<()> {
+    if a.is_c_contiguous() {
+        Ok(())
+    } else {
+        Err(not_contiguous(param))
+    }
+}
+
+/// Maps labels through `keys -> values`; others keep their id, or become `default`.
+#[pyfunction]
+#[pyo3(signature = (labels, keys, values, *, default = None))]
+fn relabel<'py>(
+    labels: &Bound<'py, PyAny>,
+    keys: &Bound<'py, PyAny>,
+    values: &Bound<'py, PyAny>,
+    default: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = labels.py();
+    let keys = id_vector(keys, "keys")?;
+    let values = id_vector(values, "values")?;
+    let default = match default {
+        None => None,
+        Some(d) => {
+            let v: i128 = d.extract().map_err(|_| {
+                InvalidArgumentError::new_err("default: expected an integer id >= 0 or None")
+            })?;
+            if v < 0 || v > u64::MAX as i128 {
+                return Err(InvalidArgumentError::new_err(format!(
+                    "default: must be an id >= 0, got {v}"
+                )));
+            }
+            Some(v as u64)
+        }
+    };
+    with_label_array!(labels, "labels", |a: T| {
+        contiguous::<T>(&a, "labels")?;
+        let view = a.as_array();
+        let out = kernel::run(py, || core::relabel(view, &keys, &values, default))?;
+        Ok(out.into_pyarray(py).into_any())
+    })
+}
+
+/// Maps the non-zero ids in ascending order to `start, start + 1, ...`.
+#[pyfunction]
+#[pyo3(signature = (labels, *, start = 1))]
+fn renumber<'py>(labels: &Bound<'py, PyAny>, start: i64) -> PyResult<Bound<'py, PyTuple>> {
+    let py = labels.py();
+    with_label_array!(labels, "labels", |a: T| {
+        contiguous::<T>(&a, "labels")?;
+        let view = a.as_array();
+        let r = kernel::run(py, || core::renumber(view, start))?;
+        PyTuple::new(
+            py,
+            [
+                r.labels.into_pyarray(py).into_any(),
+                r.keys.into_pyarray(py).into_any(),
+                r.values.into_pyarray(py).into_any(),
+            ],
+        )
+    })
+}
+
+/// Zeroes every object (id) with fewer than `min_size` voxels.
+#[pyfunction]
+fn remove_small_objects<'py>(
+    labels: &Bound<'py, PyAny>,
+    min_size: i64,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = labels.py();
+    with_label_array!(labels, "labels", |a: T| {
+        contiguous::<T>(&a, "labels")?;
+        let view = a.as_array();
+        let out = kernel::run(py, || core::remove_small_objects(view, min_size))?;
+        Ok(out.into_pyarray(py).into_any())
+    })
+}
+
+/// Zeroes every object whose bounding box is shorter than `min_span` along any axis.
+#[pyfunction]
+fn remove_pancakes<'py>(labels: &Bound<'py, PyAny>, min_span: i64) -> PyResult<Bound<'py, PyAny>> {
+    let py = labels.py();
+    with_label_array!(labels, "labels", |a: T| {
+        contiguous::<T>(&a, "labels")?;
+        let view = a.as_array();
+        let out = kernel::run(py, || core::remove_pancakes(view, min_span))?;
+        Ok(out.into_pyarray(py).into_any())
+    })
+}
+
+/// Fills the holes of each object's own mask, painting only background voxels.
+#[pyfunction]
+fn fill_holes<'py>(labels: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let py = labels.py();
+    with_label_array!(labels, "labels", |a: T| {
+        contiguous::<T>(&a, "labels")?;
+        let view = a.as_array();
+        let out = kernel::run(py, || core::fill_holes(view))?;
+        Ok(out.into_pyarray(py).into_any())
+    })
+}
+
+/// Ids, voxel counts, bounding boxes and centroids of every non-zero label.
+#[pyfunction]
+fn label_statistics<'py>(labels: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
+    let py = labels.py();
+    let s = with_label_array!(labels, "labels", |a: T| {
+        contiguous::<T>(&a, "labels")?;
+        let view = a.as_array();
+        kernel::run(py, || core::label_statistics(view))
+    })?;
+    let n = s.ids.len();
+    let ndim = s.ndim;
+    let d = PyDict::new(py);
+    d.set_item("ids", s.ids.into_pyarray(py))?;
+    d.set_item("counts", s.counts.into_pyarray(py))?;
+    d.set_item(
+        "boxes",
+        ndarray::Array2::from_shape_vec((n, 2 * ndim), s.boxes)
+            .expect("n x 2*ndim")
+            .into_pyarray(py),
+    )?;
+    d.set_item(
+        "centroids",
+        ndarray::Array2::from_shape_vec((n, ndim), s.centroids)
+            .expect("n x ndim")
+            .into_pyarray(py),
+    )?;
+    Ok(d)
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(relabel, m)?)?;
+    m.add_function(wrap_pyfunction!(renumber, m)?)?;
+    m.add_function(wrap_pyfunction!(remove_small_objects, m)?)?;
+    m.add_function(wrap_pyfunction!(remove_pancakes, m)?)?;
+    m.add_function(wrap_pyfunction!(fill_holes, m)?)?;
+    m.add_function(wrap_pyfunction!(label_statistics, m)?)?;
     Ok(())
 }
