@@ -5,6 +5,17 @@ them under stable names and adds the pieces that are Python by nature.
 """
 
 from empanada_rs import _core
+from empanada_rs._core import (
+    connected_components,
+    rle_decode,
+    rle_encode,
+    rle_from_indices,
+    rle_intersection,
+    rle_ioa,
+    rle_iou,
+    rle_union,
+    rle_vote,
+)
 from empanada_rs.errors import (
     ContiguityError,
     DTypeError,
@@ -28,4 +39,13 @@ __all__ = [
     "NonFiniteError",
     "ShapeError",
     "__version__",
+    "connected_components",
+    "rle_decode",
+    "rle_encode",
+    "rle_from_indices",
+    "rle_intersection",
+    "rle_ioa",
+    "rle_iou",
+    "rle_union",
+    "rle_vote",
 ]

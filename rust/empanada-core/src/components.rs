@@ -1,1 +1,286 @@
-//! placeholder
+//! Connected components of 2D (4/8) and 3D (6/18/26) label images.
+//!
+//! Run-based two-pass union-find: each row is cut into maximal runs of one nonzero value,
+//! runs are linked to touching runs of the same value in the already-scanned neighbour rows,
+//! and the final ids are painted run by run. Label volumes have long runs, so the union-find
+//! works on a few runs per row instead of every voxel.
+//!
+//! Multi-label: distinct values never merge; one value in two pieces gives two components.
+//! Binary mode treats every nonzero value as one class. Components are numbered 1..N in
+//! raster order of their first voxel (what cc3d and `skimage.measure.label` produce): run
+//! indices follow raster order and every union keeps the smaller index as root.
+
+use ndarray::{ArrayD, ArrayViewD, IxDyn};
+use rayon::prelude::*;
+
+use crate::{Error, Result};
+
+/// The element types a component labelling can read: any integer label, or `bool`.
+pub trait Pixel: Copy + PartialEq + Default + Send + Sync {}
+impl<T: Copy + PartialEq + Default + Send + Sync> Pixel for T {}
+
+/// The allowed connectivities for a rank, default first.
+pub fn allowed_connectivity(ndim: usize) -> &'static [u32] {
+    match ndim {
+        2 => &[8, 4],
+        3 => &[26, 18, 6],
+        _ => &[],
+    }
+}
+
+/// A neighbour row already scanned: row offset (in rows, relative to the current row,
+/// as (dz, dy)) and whether runs touching diagonally along x connect (`1`) or not (`0`).
+type Neighbour = (isize, isize, u32);
+
+fn neighbours(ndim: usize, connectivity: u32) -> &'static [Neighbour] {
+    match (ndim, connectivity) {
+        (2, 4) => &[(0, -1, 0)],
+        (2, 8) => &[(0, -1, 1)],
+        (3, 6) => &[(0, -1, 0), (-1, 0, 0)],
+        (3, 18) => &[(0, -1, 1), (-1, -1, 0), (-1, 0, 1), (-1, 1, 0)],
+        (3, 26) => &[(0, -1, 1), (-1, -1, 1), (-1, 0, 1), (-1, 1, 1)],
+        _ => unreachable!("connectivity checked by the caller"),
+    }
+}
+
+struct Runs<T> {
+    /// `[x0, x1)` per run, rows concatenated in raster order.
+    span: Vec<(u32, u32)>,
+    value: Vec<T>,
+    /// `row_off[r]..row_off[r + 1]` are the runs of row `r`.
+    row_off: Vec<usize>,
+}
+
+fn scan_rows<T: Pixel>(data: &[T], width: usize, binary: bool) -> Runs<T> {
+    let zero = T::default();
+    let mut runs = Runs {
+        span: Vec::new(),
+        value: Vec::new(),
+        row_off: Vec::with_capacity(data.len() / width + 1),
+    };
+    runs.row_off.push(0);
+    for line in data.chunks_exact(width) {
+        let mut x = 0;
+        while x < width {
+            let v = line[x];
+            if v == zero {
+                x += 1;
+                continue;
+            }
+            let x0 = x;
+            x += 1;
+            if binary {
+                while x < width && line[x] != zero {
+                    x += 1;
+                }
+            } else {
+                while x < width && line[x] == v {
+                    x += 1;
+                }
+            }
+            runs.span.push((x0 as u32, x as u32));
+            runs.value.push(v);
+        }
+        runs.row_off.push(runs.span.len());
+    }
+    runs
+}
+
+#[inline]
+fn find(parent: &mut [u32], mut i: u32) -> u32 {
+    while parent[i as usize] != i {
+        let p = parent[i as usize];
+        parent[i as usize] = parent[p as usize];
+        i = p;
+    }
+    i
+}
+
+#[inline]
+fn unite(parent: &mut [u32], a: u32, b: u32) {
+    let ra = find(parent, a);
+    let rb = find(parent, b);
+    if ra < rb {
+        parent[rb as usize] = ra;
+    } else if rb < ra {
+        parent[ra as usize] = rb;
+    }
+}
+
+/// Labels the connected components of a 2D or 3D image.
+///
+/// Returns the `uint32` component image and the number of components. `connectivity`
+/// defaults to 8 (2D) or 26 (3D).
+pub fn connected_components<T: Pixel>(
+    labels: ArrayViewD<'_, T>,
+    connectivity: Option<u32>,
+    binary: bool,
+) -> Result<(ArrayD<u32>, u32)> {
+    let ndim = labels.ndim();
+    let allowed = allowed_connectivity(ndim);
+    if allowed.is_empty() {
+        return Err(Error::shape(
+            "labels",
+            format!("expected a 2D (y, x) or 3D (z, y, x) array, got {ndim} dimensions"),
+        ));
+    }
+    let conn = connectivity.unwrap_or(allowed[0]);
+    if !allowed.contains(&conn) {
+        return Err(Error::invalid(
+            "connectivity",
+            format!("must be one of {allowed:?} for a {ndim}D array, got {conn}"),
+        ));
+    }
+    let shape = labels.shape().to_vec();
+    let labels = labels.as_standard_layout();
+    let data = labels.as_slice().expect("standard layout is contiguous");
+    let width = shape[ndim - 1];
+    if data.is_empty() {
+        return Ok((ArrayD::zeros(IxDyn(&shape)), 0));
+    }
+    if width > u32::MAX as usize {
+        return Err(Error::shape(
+            "labels",
+            "rows longer than 2**32 - 1 are not supported",
+        ));
+    }
+    let height = shape[ndim - 2] as isize;
+    let depth = if ndim == 3 { shape[0] as isize } else { 1 };
+
+    let runs = scan_rows(data, width, binary);
+    let n = runs.span.len();
+    if n >= u32::MAX as usize {
+        return Err(Error::overflow(
+            "labels",
+            "more than 2**32 - 2 runs; the image is too large to label with uint32 ids",
+        ));
+    }
+    let mut parent: Vec<u32> = (0..n as u32).collect();
+    let nbrs = neighbours(ndim, conn);
+
+    for z in 0..depth {
+        for y in 0..height {
+            let row = (z * height + y) as usize;
+            let (a0, a1) = (runs.row_off[row], runs.row_off[row + 1]);
+            if a0 == a1 {
+                continue;
+            }
+            for &(dz, dy, e) in nbrs {
+                let (nz, ny) = (z + dz, y + dy);
+                if nz < 0 || ny < 0 || ny >= height {
+                    continue;
+                }
+                let nrow = (nz * height + ny) as usize;
+                let (b0, b1) = (runs.row_off[nrow], runs.row_off[nrow + 1]);
+                let mut j = b0;
+                for i in a0..a1 {
+                    let (x0, x1) = runs.span[i];
+                    // First neighbour run that may reach x0 (ends, widened by e, after x0).
+                    while j < b1 && runs.span[j].1 + e <= x0 {
+                        j += 1;
+                    }
+                    let mut k = j;
+                    while k < b1 && runs.span[k].0 < x1 + e {
+                        if binary || runs.value[k] == runs.value[i] {
+                            unite(&mut parent, i as u32, k as u32);
+                        }
+                        k += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    // Roots are the smallest run index of each component, met first in raster order.
+    let mut next: u32 = 0;
+    let mut id = vec![0u32; n];
+    for i in 0..n {
+        let p = parent[i] as usize;
+        if p == i {
+            if next == u32::MAX {
+                return Err(Error::overflow(
+                    "labels",
+                    "more than 2**32 - 1 components do not fit uint32 ids",
+                ));
+            }
+            next += 1;
+            id[i] = next;
+        } else {
+            // p < i is already resolved to its root.
+            let root = parent[p];
+            parent[i] = root;
+            id[i] = id[root as usize];
+        }
+    }
+
+    let mut out = vec![0u32; data.len()];
+    out.par_chunks_mut(width)
+        .enumerate()
+        .with_min_len(64)
+        .for_each(|(row, line)| {
+            for r in runs.row_off[row]..runs.row_off[row + 1] {
+                let (x0, x1) = runs.span[r];
+                line[x0 as usize..x1 as usize].fill(id[r]);
+            }
+        });
+    Ok((
+        ArrayD::from_shape_vec(IxDyn(&shape), out).expect("size matches shape"),
+        next,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{Array2, Array3};
+
+    fn cc2(a: &Array2<u8>, c: u32) -> (Vec<u32>, u32) {
+        let (o, n) = connected_components(a.view().into_dyn(), Some(c), false).unwrap();
+        (o.into_raw_vec_and_offset().0, n)
+    }
+
+    #[test]
+    fn diagonal_touch_2d() {
+        let a = Array2::from_shape_vec((2, 2), vec![1u8, 0, 0, 1]).unwrap();
+        assert_eq!(cc2(&a, 4), (vec![1, 0, 0, 2], 2));
+        assert_eq!(cc2(&a, 8), (vec![1, 0, 0, 1], 1));
+    }
+
+    #[test]
+    fn multi_label_keeps_ids_apart() {
+        let a = Array2::from_shape_vec((2, 3), vec![1u8, 2, 1, 1, 2, 0]).unwrap();
+        assert_eq!(cc2(&a, 4), (vec![1, 2, 3, 1, 2, 0], 3));
+        assert_eq!(cc2(&a, 8), (vec![1, 2, 3, 1, 2, 0], 3));
+        let (o, n) = connected_components(a.view().into_dyn(), Some(4), true).unwrap();
+        assert_eq!(
+            (o.into_raw_vec_and_offset().0, n),
+            (vec![1, 1, 1, 1, 1, 0], 1)
+        );
+    }
+
+    #[test]
+    fn connectivity_3d() {
+        // (0,0,0) and (1,1,1): corner touch; (0,0,0) and (1,1,0): edge touch.
+        let mut a = Array3::<u8>::zeros((2, 2, 2));
+        a[[0, 0, 0]] = 1;
+        a[[1, 1, 1]] = 1;
+        let n = |a: &Array3<u8>, c| {
+            connected_components(a.view().into_dyn(), Some(c), false)
+                .unwrap()
+                .1
+        };
+        assert_eq!((n(&a, 6), n(&a, 18), n(&a, 26)), (2, 2, 1));
+        a[[1, 1, 1]] = 0;
+        a[[1, 1, 0]] = 1;
+        assert_eq!((n(&a, 6), n(&a, 18), n(&a, 26)), (2, 1, 1));
+    }
+
+    #[test]
+    fn bad_connectivity() {
+        let a = Array2::<u8>::zeros((2, 2));
+        assert!(matches!(
+            connected_components(a.view().into_dyn(), Some(6), false),
+            Err(Error::InvalidArgument { .. })
+        ));
+    }
+}
