@@ -10,7 +10,7 @@
 //! raster order of their first voxel (what cc3d and `skimage.measure.label` produce): run
 //! indices follow raster order and every union keeps the smaller index as root.
 
-use ndarray::{ArrayD, ArrayViewD, IxDyn};
+use ndarray::{ArrayD, ArrayViewD};
 use rayon::prelude::*;
 
 use crate::{Error, Result};
@@ -51,6 +51,28 @@ struct Runs<T> {
     row_off: Vec<usize>,
 }
 
+/// First index at or after `x` where `differs` holds, or `line.len()`. Tests 16 elements
+/// per step as a bit mask, which compiles to vector compares: label runs are long.
+#[inline(always)]
+fn first_where<T: Pixel>(line: &[T], mut x: usize, differs: impl Fn(T) -> bool) -> usize {
+    const K: usize = 16;
+    while x + K <= line.len() {
+        let chunk: &[T; K] = line[x..x + K].try_into().expect("K elements");
+        let mut mask = 0u32;
+        for (k, &p) in chunk.iter().enumerate() {
+            mask |= (differs(p) as u32) << k;
+        }
+        if mask != 0 {
+            return x + mask.trailing_zeros() as usize;
+        }
+        x += K;
+    }
+    while x < line.len() && !differs(line[x]) {
+        x += 1;
+    }
+    x
+}
+
 fn scan_rows<T: Pixel>(data: &[T], width: usize, binary: bool) -> Runs<T> {
     let zero = T::default();
     let mut runs = Runs {
@@ -60,26 +82,20 @@ fn scan_rows<T: Pixel>(data: &[T], width: usize, binary: bool) -> Runs<T> {
     };
     runs.row_off.push(0);
     for line in data.chunks_exact(width) {
-        let mut x = 0;
+        let mut x = first_where(line, 0, |p| p != zero);
         while x < width {
             let v = line[x];
-            if v == zero {
-                x += 1;
-                continue;
-            }
             let x0 = x;
-            x += 1;
-            if binary {
-                while x < width && line[x] != zero {
-                    x += 1;
-                }
+            x = if binary {
+                first_where(line, x + 1, |p| p == zero)
             } else {
-                while x < width && line[x] == v {
-                    x += 1;
-                }
-            }
+                first_where(line, x + 1, |p| p != v)
+            };
             runs.span.push((x0 as u32, x as u32));
             runs.value.push(v);
+            if x < width && line[x] == zero {
+                x = first_where(line, x + 1, |p| p != zero);
+            }
         }
         runs.row_off.push(runs.span.len());
     }
@@ -96,17 +112,6 @@ fn find(parent: &mut [u32], mut i: u32) -> u32 {
     i
 }
 
-#[inline]
-fn unite(parent: &mut [u32], a: u32, b: u32) {
-    let ra = find(parent, a);
-    let rb = find(parent, b);
-    if ra < rb {
-        parent[rb as usize] = ra;
-    } else if rb < ra {
-        parent[ra as usize] = rb;
-    }
-}
-
 /// Labels the connected components of a 2D or 3D image.
 ///
 /// Returns the `uint32` component image and the number of components. `connectivity`
@@ -116,6 +121,25 @@ pub fn connected_components<T: Pixel>(
     connectivity: Option<u32>,
     binary: bool,
 ) -> Result<(ArrayD<u32>, u32)> {
+    let mut out = ArrayD::zeros(labels.raw_dim());
+    let n = connected_components_into(
+        labels,
+        out.as_slice_mut().expect("fresh array is contiguous"),
+        connectivity,
+        binary,
+    )?;
+    Ok((out, n))
+}
+
+/// [`connected_components`] writing into `out` (C order, as many elements as `labels`),
+/// which is overwritten entirely. Lets the caller own the allocation: a fresh buffer's page
+/// faults can cost more than the labelling itself.
+pub fn connected_components_into<T: Pixel>(
+    labels: ArrayViewD<'_, T>,
+    out: &mut [u32],
+    connectivity: Option<u32>,
+    binary: bool,
+) -> Result<u32> {
     let ndim = labels.ndim();
     let allowed = allowed_connectivity(ndim);
     if allowed.is_empty() {
@@ -135,8 +159,14 @@ pub fn connected_components<T: Pixel>(
     let labels = labels.as_standard_layout();
     let data = labels.as_slice().expect("standard layout is contiguous");
     let width = shape[ndim - 1];
+    if out.len() != data.len() {
+        return Err(Error::shape(
+            "out",
+            format!("expected {} elements, got {}", data.len(), out.len()),
+        ));
+    }
     if data.is_empty() {
-        return Ok((ArrayD::zeros(IxDyn(&shape)), 0));
+        return Ok(0);
     }
     if width > u32::MAX as usize {
         return Err(Error::shape(
@@ -158,6 +188,7 @@ pub fn connected_components<T: Pixel>(
     let mut parent: Vec<u32> = (0..n as u32).collect();
     let nbrs = neighbours(ndim, conn);
 
+    let mut cursor = [0usize; 4];
     for z in 0..depth {
         for y in 0..height {
             let row = (z * height + y) as usize;
@@ -165,6 +196,9 @@ pub fn connected_components<T: Pixel>(
             if a0 == a1 {
                 continue;
             }
+            // Neighbour rows present in the image, as (first run, end run, x widening).
+            let mut rows = [(0usize, 0usize, 0u32); 4];
+            let mut nrows = 0;
             for &(dz, dy, e) in nbrs {
                 let (nz, ny) = (z + dz, y + dy);
                 if nz < 0 || ny < 0 || ny >= height {
@@ -172,20 +206,44 @@ pub fn connected_components<T: Pixel>(
                 }
                 let nrow = (nz * height + ny) as usize;
                 let (b0, b1) = (runs.row_off[nrow], runs.row_off[nrow + 1]);
-                let mut j = b0;
-                for i in a0..a1 {
-                    let (x0, x1) = runs.span[i];
+                if b0 < b1 {
+                    rows[nrows] = (b0, b1, e);
+                    cursor[nrows] = b0;
+                    nrows += 1;
+                }
+            }
+            if nrows == 0 {
+                continue;
+            }
+            for i in a0..a1 {
+                let (x0, x1) = runs.span[i];
+                let v = runs.value[i];
+                // `i` is still its own root; the root it joins is kept as the smallest index.
+                let mut root = u32::MAX;
+                for (nb, &(_, b1, e)) in rows[..nrows].iter().enumerate() {
                     // First neighbour run that may reach x0 (ends, widened by e, after x0).
+                    let mut j = cursor[nb];
                     while j < b1 && runs.span[j].1 + e <= x0 {
                         j += 1;
                     }
-                    let mut k = j;
-                    while k < b1 && runs.span[k].0 < x1 + e {
-                        if binary || runs.value[k] == runs.value[i] {
-                            unite(&mut parent, i as u32, k as u32);
+                    cursor[nb] = j;
+                    while j < b1 && runs.span[j].0 < x1 + e {
+                        if binary || runs.value[j] == v {
+                            let rk = find(&mut parent, j as u32);
+                            if rk < root {
+                                if root != u32::MAX {
+                                    parent[root as usize] = rk;
+                                }
+                                root = rk;
+                            } else if rk > root {
+                                parent[rk as usize] = root;
+                            }
                         }
-                        k += 1;
+                        j += 1;
                     }
+                }
+                if root != u32::MAX {
+                    parent[i] = root;
                 }
             }
         }
@@ -213,20 +271,20 @@ pub fn connected_components<T: Pixel>(
         }
     }
 
-    let mut out = vec![0u32; data.len()];
     out.par_chunks_mut(width)
         .enumerate()
         .with_min_len(64)
         .for_each(|(row, line)| {
-            for r in runs.row_off[row]..runs.row_off[row + 1] {
-                let (x0, x1) = runs.span[r];
-                line[x0 as usize..x1 as usize].fill(id[r]);
+            let (r0, r1) = (runs.row_off[row], runs.row_off[row + 1]);
+            let mut x = 0;
+            for (&(x0, x1), &v) in runs.span[r0..r1].iter().zip(&id[r0..r1]) {
+                line[x..x0 as usize].fill(0);
+                line[x0 as usize..x1 as usize].fill(v);
+                x = x1 as usize;
             }
+            line[x..].fill(0);
         });
-    Ok((
-        ArrayD::from_shape_vec(IxDyn(&shape), out).expect("size matches shape"),
-        next,
-    ))
+    Ok(next)
 }
 
 #[cfg(test)]

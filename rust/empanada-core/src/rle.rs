@@ -173,7 +173,7 @@ pub fn encode<L: Label>(labels: ArrayViewD<'_, L>) -> Result<RleObjects> {
     }
 
     // Order objects by id, then scatter the runs (already sorted by start per object).
-    let mut order: Vec<(u64, u32)> = index.into_iter().map(|(id, s)| (id, s)).collect();
+    let mut order: Vec<(u64, u32)> = index.into_iter().collect();
     order.sort_unstable();
     let n = order.len();
     let mut rank = vec![0u32; n];
@@ -253,6 +253,25 @@ pub fn decode<T: Label>(
     shape: &[usize],
 ) -> Result<ArrayD<T>> {
     check_rank("shape", shape.len())?;
+    let size = shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| Error::shape("shape", "the product of the shape overflows"))?;
+    let mut out = vec![T::default(); size];
+    paint(ids, offsets, starts, runs, &mut out)?;
+    Ok(ArrayD::from_shape_vec(IxDyn(shape), out).expect("size matches shape"))
+}
+
+/// Paints each object's runs with its id into `out` (a raveled array), leaving voxels no
+/// run covers as they are; later objects win where runs overlap. Everything is validated
+/// before the first write.
+pub fn paint<T: Label>(
+    ids: &[u64],
+    offsets: &[i64],
+    starts: &[i64],
+    runs: &[i64],
+    out: &mut [T],
+) -> Result<()> {
     check_runs("runs", starts, runs)?;
     if offsets.len() != ids.len() + 1 {
         return Err(Error::shape(
@@ -285,10 +304,7 @@ pub fn decode<T: Label>(
             ),
         ));
     }
-    let size = shape
-        .iter()
-        .try_fold(1usize, |a, &d| a.checked_mul(d))
-        .ok_or_else(|| Error::shape("shape", "the product of the shape overflows"))?;
+    let size = out.len();
     if let Some((s, r)) = starts
         .iter()
         .zip(runs)
@@ -302,7 +318,6 @@ pub fn decode<T: Label>(
             ),
         ));
     }
-    let mut out = vec![T::default(); size];
     for (i, &id) in ids.iter().enumerate() {
         let v = T::from_u64(id);
         let (a, b) = (offsets[i] as usize, offsets[i + 1] as usize);
@@ -310,7 +325,7 @@ pub fn decode<T: Label>(
             out[s as usize..(s + r) as usize].fill(v);
         }
     }
-    Ok(ArrayD::from_shape_vec(IxDyn(shape), out).expect("size matches shape"))
+    Ok(())
 }
 
 /// Runs of a strictly increasing list of flat indices: a run starts wherever

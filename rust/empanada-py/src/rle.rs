@@ -65,6 +65,7 @@ fn rle_encode<'py>(py: Python<'py>, labels: &Bound<'py, PyAny>) -> PyResult<Boun
     Ok(d)
 }
 
+/// Paints into a numpy-allocated zero array (huge pages, no per-page faults on first write).
 fn decode_as<'py, T: empanada_core::Label + numpy::Element>(
     py: Python<'py>,
     ids: &[u64],
@@ -73,8 +74,18 @@ fn decode_as<'py, T: empanada_core::Label + numpy::Element>(
     runs: &[i64],
     shape: &[usize],
 ) -> PyResult<Bound<'py, PyAny>> {
-    let out = kernel::run(py, || core::decode::<T>(ids, offsets, starts, runs, shape))?;
-    Ok(out.into_pyarray(py).into_any())
+    if shape.len() != 2 && shape.len() != 3 {
+        return Err(ShapeError::new_err(format!(
+            "shape: expected a 2D (y, x) or 3D (z, y, x) shape, got {} dimensions",
+            shape.len()
+        )));
+    }
+    let res = PyArrayDyn::<T>::zeros(py, shape, false);
+    let mut w = res.readwrite();
+    let out = w.as_slice_mut().expect("fresh array is contiguous");
+    kernel::run(py, || core::paint::<T>(ids, offsets, starts, runs, out))?;
+    drop(w);
+    Ok(res.into_any())
 }
 
 /// Paints the objects into a zeroed array of `shape` and `dtype`.
@@ -100,7 +111,9 @@ fn rle_decode<'py>(
             )));
         }
         let v = arr.as_array();
-        if v.iter().any(|x| empanada_core::Label::is_negative(*x)) {
+        if v.iter()
+            .any(|&x| <T as empanada_core::Label>::is_negative(x))
+        {
             return Err(to_py(empanada_core::Error::invalid(
                 "ids",
                 "object ids must be >= 0",
