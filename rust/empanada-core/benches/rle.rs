@@ -19,7 +19,7 @@ fn label_volume(shape: &[usize], cell: usize) -> ArrayD<u32> {
         let key =
             ((z / cell) * 73_856_093) ^ ((jy / cell) * 19_349_663) ^ ((jx / cell) * 83_492_791);
         let h = (key as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40;
-        if h % 5 == 0 {
+        if h % 10 < 2 {
             0
         } else {
             (h % 5000 + 1) as u32
