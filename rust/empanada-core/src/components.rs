@@ -102,14 +102,110 @@ fn scan_rows<T: Pixel>(data: &[T], width: usize, binary: bool) -> Runs<T> {
     runs
 }
 
+fn concat<T: Pixel>(parts: Vec<Runs<T>>) -> Runs<T> {
+    let mut parts = parts.into_iter();
+    let mut all = parts.next().expect("at least one block");
+    for p in parts {
+        let base = all.span.len();
+        all.row_off.extend(p.row_off[1..].iter().map(|&o| o + base));
+        all.span.extend_from_slice(&p.span);
+        all.value.extend_from_slice(&p.value);
+    }
+    all
+}
+
+/// Links runs to touching runs of the same value (any nonzero value in binary mode) in
+/// already-scanned neighbour rows. Every link points the larger root at the smaller, so a
+/// component's root is its first run in raster order.
+struct Linker<'a, T> {
+    runs: &'a Runs<T>,
+    height: usize,
+    nbrs: &'static [Neighbour],
+    binary: bool,
+}
+
+impl<T: Pixel> Linker<'_, T> {
+    /// Links the runs of `rows` to neighbour rows inside `within`; `parent` holds the
+    /// runs from index `base` on (a block's own slice, or all runs with `base == 0`).
+    fn rows(
+        &self,
+        parent: &mut [u32],
+        base: usize,
+        rows: std::ops::Range<usize>,
+        within: std::ops::Range<usize>,
+    ) {
+        let runs = self.runs;
+        let height = self.height as isize;
+        let mut cursor = [0usize; 4];
+        for row in rows {
+            let (a0, a1) = (runs.row_off[row], runs.row_off[row + 1]);
+            if a0 == a1 {
+                continue;
+            }
+            let (z, y) = ((row / self.height) as isize, (row % self.height) as isize);
+            // Neighbour rows present in the image, as (first run, end run, x widening).
+            let mut nrows = [(0usize, 0usize, 0u32); 4];
+            let mut count = 0;
+            for &(dz, dy, e) in self.nbrs {
+                let (nz, ny) = (z + dz, y + dy);
+                if nz < 0 || ny < 0 || ny >= height {
+                    continue;
+                }
+                let nrow = (nz * height + ny) as usize;
+                if !within.contains(&nrow) {
+                    continue;
+                }
+                let (b0, b1) = (runs.row_off[nrow], runs.row_off[nrow + 1]);
+                if b0 < b1 {
+                    nrows[count] = (b0, b1, e);
+                    cursor[count] = b0;
+                    count += 1;
+                }
+            }
+            if count == 0 {
+                continue;
+            }
+            for i in a0..a1 {
+                let (x0, x1) = runs.span[i];
+                let v = runs.value[i];
+                let mut root = find(parent, base, i as u32);
+                for (nb, &(_, b1, e)) in nrows[..count].iter().enumerate() {
+                    // First neighbour run that may reach x0 (ends, widened by e, after x0).
+                    let mut j = cursor[nb];
+                    while j < b1 && runs.span[j].1 + e <= x0 {
+                        j += 1;
+                    }
+                    cursor[nb] = j;
+                    while j < b1 && runs.span[j].0 < x1 + e {
+                        if self.binary || runs.value[j] == v {
+                            let rk = find(parent, base, j as u32);
+                            if rk < root {
+                                parent[root as usize - base] = rk;
+                                root = rk;
+                            } else if rk > root {
+                                parent[rk as usize - base] = root;
+                            }
+                        }
+                        j += 1;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Root of run `i` (path halving). `parent` holds runs `base..`; ids are global.
 #[inline]
-fn find(parent: &mut [u32], mut i: u32) -> u32 {
-    while parent[i as usize] != i {
-        let p = parent[i as usize];
-        parent[i as usize] = parent[p as usize];
+fn find(parent: &mut [u32], base: usize, mut i: u32) -> u32 {
+    loop {
+        let p = parent[i as usize - base];
+        if p == i {
+            return i;
+        }
+        let gp = parent[p as usize - base];
+        parent[i as usize - base] = gp;
         i = p;
     }
-    i
 }
 
 /// Labels the connected components of a 2D or 3D image.
@@ -175,9 +271,23 @@ pub fn connected_components_into<T: Pixel>(
         ));
     }
     let height = shape[ndim - 2] as isize;
-    let depth = if ndim == 3 { shape[0] as isize } else { 1 };
 
-    let runs = scan_rows(data, width, binary);
+    let rows = data.len() / width;
+    // Independent blocks of whole slices (3D) or rows (2D), scanned and linked in parallel;
+    // the links across block borders are added afterwards.
+    let unit = if ndim == 3 { height as usize } else { 1 };
+    let units = rows / unit;
+    let nblocks = if data.len() < (1 << 20) {
+        1
+    } else {
+        rayon::current_num_threads().min(units).max(1)
+    };
+    let bounds: Vec<usize> = (0..=nblocks).map(|b| b * units / nblocks * unit).collect();
+    let parts: Vec<Runs<T>> = bounds
+        .par_windows(2)
+        .map(|w| scan_rows(&data[w[0] * width..w[1] * width], width, binary))
+        .collect();
+    let runs = concat(parts);
     let n = runs.span.len();
     if n >= u32::MAX as usize {
         return Err(Error::overflow(
@@ -187,66 +297,27 @@ pub fn connected_components_into<T: Pixel>(
     }
     let mut parent: Vec<u32> = (0..n as u32).collect();
     let nbrs = neighbours(ndim, conn);
-
-    let mut cursor = [0usize; 4];
-    for z in 0..depth {
-        for y in 0..height {
-            let row = (z * height + y) as usize;
-            let (a0, a1) = (runs.row_off[row], runs.row_off[row + 1]);
-            if a0 == a1 {
-                continue;
-            }
-            // Neighbour rows present in the image, as (first run, end run, x widening).
-            let mut rows = [(0usize, 0usize, 0u32); 4];
-            let mut nrows = 0;
-            for &(dz, dy, e) in nbrs {
-                let (nz, ny) = (z + dz, y + dy);
-                if nz < 0 || ny < 0 || ny >= height {
-                    continue;
-                }
-                let nrow = (nz * height + ny) as usize;
-                let (b0, b1) = (runs.row_off[nrow], runs.row_off[nrow + 1]);
-                if b0 < b1 {
-                    rows[nrows] = (b0, b1, e);
-                    cursor[nrows] = b0;
-                    nrows += 1;
-                }
-            }
-            if nrows == 0 {
-                continue;
-            }
-            for i in a0..a1 {
-                let (x0, x1) = runs.span[i];
-                let v = runs.value[i];
-                // `i` is still its own root; the root it joins is kept as the smallest index.
-                let mut root = u32::MAX;
-                for (nb, &(_, b1, e)) in rows[..nrows].iter().enumerate() {
-                    // First neighbour run that may reach x0 (ends, widened by e, after x0).
-                    let mut j = cursor[nb];
-                    while j < b1 && runs.span[j].1 + e <= x0 {
-                        j += 1;
-                    }
-                    cursor[nb] = j;
-                    while j < b1 && runs.span[j].0 < x1 + e {
-                        if binary || runs.value[j] == v {
-                            let rk = find(&mut parent, j as u32);
-                            if rk < root {
-                                if root != u32::MAX {
-                                    parent[root as usize] = rk;
-                                }
-                                root = rk;
-                            } else if rk > root {
-                                parent[rk as usize] = root;
-                            }
-                        }
-                        j += 1;
-                    }
-                }
-                if root != u32::MAX {
-                    parent[i] = root;
-                }
-            }
+    let link = Linker {
+        runs: &runs,
+        height: height as usize,
+        nbrs,
+        binary,
+    };
+    {
+        let mut slices = Vec::with_capacity(nblocks);
+        let mut rest = &mut parent[..];
+        for w in bounds.windows(2) {
+            let (a, b) = (runs.row_off[w[0]], runs.row_off[w[1]]);
+            let (head, tail) = rest.split_at_mut(b - a);
+            slices.push((w[0], w[1], a, head));
+            rest = tail;
         }
+        slices.into_par_iter().for_each(|(r0, r1, base, par)| {
+            link.rows(par, base, r0..r1, r0..usize::MAX);
+        });
+    }
+    for w in bounds.windows(2).skip(1) {
+        link.rows(&mut parent, 0, w[0]..(w[0] + unit).min(w[1]), 0..w[0]);
     }
 
     // Roots are the smallest run index of each component, met first in raster order.
