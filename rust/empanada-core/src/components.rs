@@ -194,6 +194,19 @@ impl<T: Pixel> Linker<'_, T> {
     }
 }
 
+/// `dst.fill(v)` with 8-wide stores inline: runs are short, a `memset` call per run costs
+/// more than the stores.
+#[inline(always)]
+fn set(dst: &mut [u32], v: u32) {
+    let mut chunks = dst.chunks_exact_mut(8);
+    for c in &mut chunks {
+        c.copy_from_slice(&[v; 8]);
+    }
+    for d in chunks.into_remainder() {
+        *d = v;
+    }
+}
+
 /// Root of run `i` (path halving). `parent` holds runs `base..`; ids are global.
 #[inline]
 fn find(parent: &mut [u32], base: usize, mut i: u32) -> u32 {
@@ -349,11 +362,11 @@ pub fn connected_components_into<T: Pixel>(
             let (r0, r1) = (runs.row_off[row], runs.row_off[row + 1]);
             let mut x = 0;
             for (&(x0, x1), &v) in runs.span[r0..r1].iter().zip(&id[r0..r1]) {
-                line[x..x0 as usize].fill(0);
-                line[x0 as usize..x1 as usize].fill(v);
+                set(&mut line[x..x0 as usize], 0);
+                set(&mut line[x0 as usize..x1 as usize], v);
                 x = x1 as usize;
             }
-            line[x..].fill(0);
+            set(&mut line[x..], 0);
         });
     Ok(next)
 }
