@@ -16,13 +16,14 @@ import sys
 import time
 from pathlib import Path
 
-import empanada_rs as er
 import fastremap
 import numpy as np
 from scipy import ndimage
 from skimage.measure import regionprops
 from skimage.morphology import remove_small_objects as sk_remove_small_objects
 from skimage.segmentation import relabel_sequential
+
+import empanada_rs as er
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 

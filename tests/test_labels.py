@@ -7,7 +7,6 @@ import sys
 import types
 from pathlib import Path
 
-import empanada_rs as er
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -17,6 +16,8 @@ from scipy import ndimage
 from skimage.measure import regionprops
 from skimage.morphology import remove_small_objects as sk_remove_small_objects
 from skimage.segmentation import relabel_sequential
+
+import empanada_rs as er
 
 from . import oracle_labels as ref
 

@@ -3,12 +3,13 @@ mode against np.median, the short-stack fix, streaming behaviour and bad input."
 
 from __future__ import annotations
 
-import empanada_rs as er
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+
+import empanada_rs as er
 
 from . import oracle_labels as ref
 

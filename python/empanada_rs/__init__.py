@@ -7,6 +7,7 @@ them under stable names and adds the pieces that are Python by nature.
 from empanada_rs import _core
 from empanada_rs._core import (
     SliceMedianFilter,
+    connected_components,
     fill_holes,
     find_instance_centers,
     label_statistics,
@@ -17,6 +18,14 @@ from empanada_rs._core import (
     remove_pancakes,
     remove_small_objects,
     renumber,
+    rle_decode,
+    rle_encode,
+    rle_from_indices,
+    rle_intersection,
+    rle_ioa,
+    rle_iou,
+    rle_union,
+    rle_vote,
 )
 from empanada_rs.errors import (
     ContiguityError,
@@ -42,6 +51,7 @@ __all__ = [
     "ShapeError",
     "SliceMedianFilter",
     "__version__",
+    "connected_components",
     "fill_holes",
     "find_instance_centers",
     "label_statistics",
@@ -52,4 +62,12 @@ __all__ = [
     "remove_pancakes",
     "remove_small_objects",
     "renumber",
+    "rle_decode",
+    "rle_encode",
+    "rle_from_indices",
+    "rle_intersection",
+    "rle_ioa",
+    "rle_iou",
+    "rle_union",
+    "rle_vote",
 ]
