@@ -5,8 +5,7 @@
 //!
 //! Objects are ids, not connected components: a label split in two pieces is one object.
 
-use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
+use crate::hash::{IdMap, IdSet};
 
 use ndarray::{ArrayD, ArrayViewD, CowArray, IxDyn};
 use rayon::prelude::*;
@@ -19,27 +18,6 @@ const CHUNK: usize = 1 << 16;
 const DENSE_LUT_MAX: u64 = 1 << 22;
 /// Largest id for which statistics always use dense per-task tables.
 const DENSE_STATS_MAX: u64 = 1 << 17;
-
-/// FxHash: ids are small integers; a multiply-rotate hash is plenty and far cheaper than SipHash.
-#[derive(Default, Clone, Copy)]
-struct FxHasher(u64);
-impl Hasher for FxHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(b as u64);
-        }
-    }
-    #[inline]
-    fn write_u64(&mut self, i: u64) {
-        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
 /// The labels as a C-ordered slice plus their (z, y, x) extent; 2D images have z = 1.
 struct Grid<'a, L> {
@@ -135,7 +113,7 @@ pub(crate) fn zeroed_buffer<T: Copy + Default>(n: usize) -> Vec<T> {
 enum Lut<L> {
     /// `table[id]` for ids up to `table.len() - 1`.
     Dense(Vec<L>),
-    Sparse(FxMap<u64, L>),
+    Sparse(IdMap<u64, L>),
 }
 
 /// Maps every label through `keys -> values`; labels not among the keys keep their value,
@@ -158,7 +136,7 @@ pub fn relabel<L: Label>(
         ));
     }
     {
-        let mut seen: HashSet<u64, BuildHasherDefault<FxHasher>> = HashSet::default();
+        let mut seen: IdSet<u64> = IdSet::default();
         for &k in keys {
             if !seen.insert(k) {
                 return Err(Error::invalid(
@@ -261,7 +239,7 @@ fn map_dense<L: Label>(inp: &[L], out: &mut [L], table: &[L], fallback: Option<L
 fn map_sparse<L: Label>(
     inp: &[L],
     out: &mut [L],
-    map: &FxMap<u64, L>,
+    map: &IdMap<u64, L>,
     fallback: Option<L>,
 ) -> bool {
     let mut neg = false;
@@ -468,17 +446,17 @@ fn stats_of<L: Label>(grid: &Grid<'_, L>) -> Result<LabelStats> {
             .map(|(i, a)| (i as u64, a))
             .collect()
     } else {
-        let maps: Vec<FxMap<u64, Acc>> = tasks
+        let maps: Vec<IdMap<u64, Acc>> = tasks
             .into_par_iter()
             .map(|rows| {
-                let mut m: FxMap<u64, Acc> = FxMap::default();
+                let mut m: IdMap<u64, Acc> = IdMap::default();
                 for_each_run(data, dims, rows, |id, z, y, x0, x1| {
                     m.entry(id.to_u64()).or_default().add_run(z, y, x0, x1)
                 });
                 m
             })
             .collect();
-        let mut total: FxMap<u64, Acc> = FxMap::default();
+        let mut total: IdMap<u64, Acc> = IdMap::default();
         for m in maps {
             for (k, a) in m {
                 total.entry(k).or_default().merge(&a);
@@ -787,7 +765,7 @@ pub fn fill_holes<L: Label>(labels: ArrayViewD<'_, L>) -> Result<ArrayD<L>> {
     drop(fill);
 
     // 5. Holes per object: components of non-object segments that stay inside the box.
-    let mut objects: FxMap<u64, Vec<u32>> = FxMap::default();
+    let mut objects: IdMap<u64, Vec<u32>> = IdMap::default();
     for (i, s) in segs.iter().enumerate() {
         if !s.val.is_zero() {
             objects.entry(s.val.to_u64()).or_default().push(i as u32);
@@ -802,7 +780,7 @@ pub fn fill_holes<L: Label>(labels: ArrayViewD<'_, L>) -> Result<ArrayD<L>> {
         .collect();
 
     // 6. Innermost (smallest hole, then smallest id) wins each background segment.
-    let mut winner: FxMap<u32, (u64, u64)> = FxMap::default();
+    let mut winner: IdMap<u32, (u64, u64)> = IdMap::default();
     for (seg, size, id) in candidates {
         let e = winner.entry(seg).or_insert((size, id));
         if (size, id) < *e {
@@ -848,7 +826,7 @@ fn holes_of<L: Label>(
     let mut out = Vec::new();
     // Segment -> component index; a component reached again from another seed is one that
     // stopped early because it escaped, so reaching it means escaping too.
-    let mut visited: FxMap<u32, usize> = FxMap::default();
+    let mut visited: IdMap<u32, usize> = IdMap::default();
     let mut ncomp = 0usize;
     let mut stack = Vec::new();
     let mut comp = Vec::new();

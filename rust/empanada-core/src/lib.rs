@@ -4,6 +4,7 @@
 
 pub mod components;
 pub mod error;
+pub mod hash;
 pub mod label;
 pub mod labels;
 pub mod median;

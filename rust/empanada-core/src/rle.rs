@@ -4,11 +4,9 @@
 //! A label image is encoded in one linear scan into a columnar (CSR-like) set of objects;
 //! set operations (intersection, IoU/IoA, union, vote) work on `(starts, runs)` pairs.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-
 use ndarray::{ArrayD, ArrayViewD, IxDyn};
 
+use crate::hash::IdMap;
 use crate::{Error, Label, Result};
 
 /// Every object of a label image as runs, in columnar form.
@@ -35,30 +33,6 @@ impl RleObjects {
         self.ids.is_empty()
     }
 }
-
-/// Multiplicative hash for integer keys: label ids are dense-ish small integers, where
-/// SipHash would dominate the scan.
-#[derive(Default)]
-pub(crate) struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(5) ^ b as u64).wrapping_mul(0x517c_c1b7_2722_0a95);
-        }
-    }
-    #[inline]
-    fn write_u64(&mut self, v: u64) {
-        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-}
-
-pub(crate) type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
 
 fn check_rank(param: &'static str, ndim: usize) -> Result<()> {
     if ndim == 2 || ndim == 3 {
@@ -100,7 +74,7 @@ pub fn encode<L: Label>(labels: ArrayViewD<'_, L>) -> Result<RleObjects> {
     let height = shape[ndim - 2];
 
     let mut slots: Vec<Slot> = Vec::new();
-    let mut index: IdMap<u32> = IdMap::default();
+    let mut index: IdMap<u64, u32> = IdMap::default();
     // Runs in scan order: (slot, start, length).
     let mut scan: Vec<(u32, i64, i64)> = Vec::new();
     let mut cached: Option<(L, u32)> = None;
