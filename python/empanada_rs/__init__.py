@@ -6,6 +6,7 @@ them under stable names and adds the pieces that are Python by nature.
 
 from empanada_rs import _core
 from empanada_rs._core import (
+    Segmentation,
     SliceMedianFilter,
     connected_components,
     fill_holes,
@@ -48,6 +49,7 @@ __all__ = [
     "InvalidArgumentError",
     "LabelOverflowError",
     "NonFiniteError",
+    "Segmentation",
     "ShapeError",
     "SliceMedianFilter",
     "__version__",

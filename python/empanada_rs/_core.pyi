@@ -2,6 +2,7 @@
 # Each section belongs to one binding module (rust/empanada-py/src/<section>.rs).
 
 from collections.abc import Sequence
+from typing import Any, final
 
 import numpy as np
 import numpy.typing as npt
@@ -118,8 +119,6 @@ def label_statistics(labels: npt.NDArray[np.integer]) -> dict[str, npt.NDArray[n
 
 # --- median ---
 
-from typing import final  # noqa: E402
-
 @final
 class SliceMedianFilter:
     def __new__(cls, kernel_size: int = 3, *, mode: str = "recursive") -> SliceMedianFilter: ...
@@ -133,3 +132,33 @@ class SliceMedianFilter:
 def median_filter_slices(
     stack: npt.NDArray[np.float32], kernel_size: int = 3, *, mode: str = "recursive"
 ) -> npt.NDArray[np.float32]: ...
+
+# --- segmentation ---
+
+@final
+class Segmentation:
+    """Per-class sparse 3D objects of one (z, y, x) volume."""
+
+    @staticmethod
+    def from_labels(
+        volume: npt.NDArray[np.integer], class_id: int = 1, *, thing: bool = True
+    ) -> Segmentation: ...
+    @staticmethod
+    def from_objects(
+        shape: tuple[int, int, int],
+        class_id: int,
+        objects: dict[str, npt.NDArray[Any]],
+        *,
+        thing: bool = True,
+    ) -> Segmentation: ...
+    @staticmethod
+    def combine(parts: Sequence[Segmentation]) -> Segmentation: ...
+    @property
+    def shape(self) -> tuple[int, int, int]: ...
+    @property
+    def class_ids(self) -> list[int]: ...
+    def is_thing(self, class_id: int) -> bool: ...
+    def n_objects(self, class_id: int) -> int: ...
+    def objects(self, class_id: int) -> dict[str, npt.NDArray[Any]]: ...
+    def to_volume(self, class_id: int) -> npt.NDArray[np.int32]: ...
+    def stack_volume(self) -> npt.NDArray[np.int32]: ...

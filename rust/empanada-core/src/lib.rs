@@ -10,6 +10,7 @@ pub mod labels;
 pub mod median;
 pub mod panoptic;
 pub mod rle;
+pub mod segmentation;
 
 pub use error::{Error, Result};
 pub use label::Label;

@@ -11,6 +11,7 @@ mod labels;
 mod median;
 mod panoptic;
 mod rle;
+mod segmentation;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -22,5 +23,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     components::register(m)?;
     labels::register(m)?;
     median::register(m)?;
+    segmentation::register(m)?;
     Ok(())
 }
