@@ -162,3 +162,11 @@ class Segmentation:
     def objects(self, class_id: int) -> dict[str, npt.NDArray[Any]]: ...
     def to_volume(self, class_id: int) -> npt.NDArray[np.int32]: ...
     def stack_volume(self) -> npt.NDArray[np.int32]: ...
+
+# --- stack ---
+
+# --- consensus ---
+
+# --- tiles ---
+
+# --- chunks ---

@@ -2,15 +2,20 @@
 //!
 //! No Python here: the `empanada-py` crate converts arrays and errors and nothing else.
 
+pub mod chunks;
 pub mod components;
+pub mod consensus;
 pub mod error;
 pub mod hash;
 pub mod label;
 pub mod labels;
+pub mod matching;
 pub mod median;
 pub mod panoptic;
 pub mod rle;
 pub mod segmentation;
+pub mod stack;
+pub mod tiles;
 
 pub use error::{Error, Result};
 pub use label::Label;

@@ -3,7 +3,9 @@
 
 use pyo3::prelude::*;
 
+mod chunks;
 mod components;
+mod consensus;
 mod errors;
 #[macro_use]
 mod kernel;
@@ -12,6 +14,8 @@ mod median;
 mod panoptic;
 mod rle;
 mod segmentation;
+mod stack;
+mod tiles;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -24,5 +28,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     labels::register(m)?;
     median::register(m)?;
     segmentation::register(m)?;
+    stack::register(m)?;
+    consensus::register(m)?;
+    tiles::register(m)?;
+    chunks::register(m)?;
     Ok(())
 }
