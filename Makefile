@@ -56,9 +56,12 @@ pytest: build
 
 test: build rust-test lint stubtest pytest
 
+# Side-by-side benchmarks (minutes; the reference is slow). Figures go to benches/RESULTS.md.
 bench: build
-	$(PY) benches/bench_panoptic.py
-	$(PY) benches/bench_labels.py
+	cd benches && ../$(PY) bench_panoptic.py
+	PYTHONPATH=python $(PY) benches/bench_components.py
+	PYTHONPATH=python $(PY) benches/bench_labels.py
+	cargo bench -p empanada-core
 
 clean:
 	rm -rf target $(VENV) out
