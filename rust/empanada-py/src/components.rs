@@ -25,15 +25,13 @@ fn connected_components<'py>(
             ))
         })?),
     };
-    // numpy allocates the output: its large buffers get transparent huge pages, so the
-    // first write does not page-fault per 4 KiB as a fresh Rust Vec would.
-    let out = |shape: &[usize]| PyArrayDyn::<u32>::zeros(py, shape, false);
+    let out = |shape: &[usize]| crate::rle::numpy_zeros::<u32>(py, shape);
     if let Ok(a) = labels.cast::<PyArrayDyn<bool>>() {
         let arr = a.readonly();
         if !arr.is_c_contiguous() {
             return Err(not_contiguous("labels"));
         }
-        let res = out(arr.shape());
+        let res = out(arr.shape())?;
         let mut w = res.readwrite();
         let o = w.as_slice_mut().expect("fresh array is contiguous");
         let v = arr.as_array();
@@ -47,7 +45,7 @@ fn connected_components<'py>(
             if !arr.is_c_contiguous() {
                 return Err(not_contiguous("labels"));
             }
-            let res = out(arr.shape());
+            let res = out(arr.shape())?;
             let mut w = res.readwrite();
             let o = w.as_slice_mut().expect("fresh array is contiguous");
             let v = arr.as_array();

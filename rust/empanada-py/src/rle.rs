@@ -65,7 +65,21 @@ fn rle_encode<'py>(py: Python<'py>, labels: &Bound<'py, PyAny>) -> PyResult<Boun
     Ok(d)
 }
 
-/// Paints into a numpy-allocated zero array (huge pages, no per-page faults on first write).
+/// `numpy.zeros(shape, dtype=T)`: numpy gives large buffers transparent huge pages, so the
+/// first write does not page-fault per 4 KiB as a fresh Rust Vec would; and an allocation
+/// failure comes back as `MemoryError`, not as a panic.
+pub(crate) fn numpy_zeros<'py, T: numpy::Element>(
+    py: Python<'py>,
+    shape: &[usize],
+) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
+    let dtype = numpy::dtype::<T>(py);
+    let arr = py
+        .import("numpy")?
+        .call_method1("zeros", (PyTuple::new(py, shape)?, dtype))?;
+    Ok(arr.cast_into::<PyArrayDyn<T>>()?)
+}
+
+/// Paints into a numpy-allocated zero array.
 fn decode_as<'py, T: empanada_core::Label + numpy::Element>(
     py: Python<'py>,
     ids: &[u64],
@@ -80,7 +94,7 @@ fn decode_as<'py, T: empanada_core::Label + numpy::Element>(
             shape.len()
         )));
     }
-    let res = PyArrayDyn::<T>::zeros(py, shape, false);
+    let res = numpy_zeros::<T>(py, shape)?;
     let mut w = res.readwrite();
     let out = w.as_slice_mut().expect("fresh array is contiguous");
     kernel::run(py, || core::paint::<T>(ids, offsets, starts, runs, out))?;
