@@ -180,20 +180,24 @@ fn rle_from_indices<'py>(py: Python<'py>, indices: &Bound<'py, PyAny>) -> PyResu
     Ok(pair(py, kernel::run(py, || core::from_indices(i))?))
 }
 
-type Four<'py> = [PyReadonlyArrayDyn<'py, i64>; 4];
+/// A set operation on two RLEs, `(starts_a, runs_a, starts_b, runs_b)`.
+type PairwiseOp<T> = fn(&[i64], &[i64], &[i64], &[i64]) -> empanada_core::Result<T>;
 
-fn four<'py>(
-    sa: &Bound<'py, PyAny>,
-    ra: &Bound<'py, PyAny>,
-    sb: &Bound<'py, PyAny>,
-    rb: &Bound<'py, PyAny>,
-) -> PyResult<Four<'py>> {
-    Ok([
+/// Borrows the four run arrays of a pairwise operation and runs it without the GIL.
+fn pairwise<T: Send>(
+    py: Python<'_>,
+    arrays: [&Bound<'_, PyAny>; 4],
+    op: PairwiseOp<T>,
+) -> PyResult<T> {
+    let [sa, ra, sb, rb] = arrays;
+    let a = [
         i64_array(sa, "starts_a")?,
         i64_array(ra, "runs_a")?,
         i64_array(sb, "starts_b")?,
         i64_array(rb, "runs_b")?,
-    ])
+    ];
+    let (sa, ra, sb, rb) = (slice(&a[0]), slice(&a[1]), slice(&a[2]), slice(&a[3]));
+    kernel::run(py, || op(sa, ra, sb, rb))
 }
 
 /// Number of indices in both RLEs.
@@ -205,9 +209,7 @@ fn rle_intersection(
     starts_b: &Bound<'_, PyAny>,
     runs_b: &Bound<'_, PyAny>,
 ) -> PyResult<i64> {
-    let a = four(starts_a, runs_a, starts_b, runs_b)?;
-    let (sa, ra, sb, rb) = (slice(&a[0]), slice(&a[1]), slice(&a[2]), slice(&a[3]));
-    kernel::run(py, || core::intersection(sa, ra, sb, rb))
+    pairwise(py, [starts_a, runs_a, starts_b, runs_b], core::intersection)
 }
 
 /// Intersection over union of two RLEs (0.0 when both are empty).
@@ -219,9 +221,7 @@ fn rle_iou(
     starts_b: &Bound<'_, PyAny>,
     runs_b: &Bound<'_, PyAny>,
 ) -> PyResult<f64> {
-    let a = four(starts_a, runs_a, starts_b, runs_b)?;
-    let (sa, ra, sb, rb) = (slice(&a[0]), slice(&a[1]), slice(&a[2]), slice(&a[3]));
-    kernel::run(py, || core::iou(sa, ra, sb, rb))
+    pairwise(py, [starts_a, runs_a, starts_b, runs_b], core::iou)
 }
 
 /// Intersection over the area of the second RLE (0.0 when it is empty).
@@ -233,9 +233,7 @@ fn rle_ioa(
     starts_b: &Bound<'_, PyAny>,
     runs_b: &Bound<'_, PyAny>,
 ) -> PyResult<f64> {
-    let a = four(starts_a, runs_a, starts_b, runs_b)?;
-    let (sa, ra, sb, rb) = (slice(&a[0]), slice(&a[1]), slice(&a[2]), slice(&a[3]));
-    kernel::run(py, || core::ioa(sa, ra, sb, rb))
+    pairwise(py, [starts_a, runs_a, starts_b, runs_b], core::ioa)
 }
 
 fn rle_list<'py>(
