@@ -104,18 +104,24 @@ def reference_stitch(
     tiler = Tiler(shape, tile_size=tile_size, overlap_width=overlap)
     rle_segs = []
     for i, tile in enumerate(tiles):
-        rs = rle.pan_seg_to_rle_seg(tile.astype(np.int32), list(labels), label_divisor, list(thing_list))
+        rs = rle.pan_seg_to_rle_seg(
+            tile.astype(np.int32), list(labels), label_divisor, list(thing_list)
+        )
         rle_segs.append(tiler.translate_rle_seg(rs, i))
     rle_seg = {}
     for label in labels:
         if label in thing_list:
-            rle_seg[label] = merge_objects_from_tiles([rs[label] for rs in rle_segs], tiler.overlap_rle)
+            rle_seg[label] = merge_objects_from_tiles(
+                [rs[label] for rs in rle_segs], tiler.overlap_rle
+            )
         else:
             rle_seg[label] = merge_semantic_from_tiles([rs[label] for rs in rle_segs])
     return rle.rle_seg_to_pan_seg(rle_seg, shape)
 
 
-def reference_layout(shape: tuple[int, int], tile_size: int, overlap: int) -> list[tuple[int, int, int, int]]:
+def reference_layout(
+    shape: tuple[int, int], tile_size: int, overlap: int
+) -> list[tuple[int, int, int, int]]:
     from empanada.inference.tile import Tiler
 
     t = Tiler(shape, tile_size=tile_size, overlap_width=overlap)
@@ -152,14 +158,18 @@ def ellipsoid_views(
             for _ in range(extra)
         ]
         for k, (c, r) in enumerate(objs):
-            what = rng.choice(["keep", "shift", "erode", "split", "missing"], p=[0.4, 0.2, 0.2, 0.1, 0.1])
+            what = rng.choice(
+                ["keep", "shift", "erode", "split", "missing"], p=[0.4, 0.2, 0.2, 0.1, 0.1]
+            )
             if k >= n_objects:
                 what = "keep"
             if what == "missing":
                 continue
             c = c + (rng.integers(-2, 3, size=3) if what == "shift" else 0)
             r = r * (0.75 if what == "erode" else 1.0)
-            mask = ((zz - c[0]) / r[0]) ** 2 + ((yy - c[1]) / r[1]) ** 2 + ((xx - c[2]) / r[2]) ** 2 <= 1
+            mask = ((zz - c[0]) / r[0]) ** 2 + ((yy - c[1]) / r[1]) ** 2 + (
+                (xx - c[2]) / r[2]
+            ) ** 2 <= 1
             if what == "split":
                 upper = mask & (zz >= int(c[0]))
                 vol[mask & ~upper] = next_id
@@ -172,7 +182,9 @@ def ellipsoid_views(
     return views
 
 
-def segs_from(views: list[np.ndarray], class_id: int = 1, thing: bool = True) -> list[er.Segmentation]:
+def segs_from(
+    views: list[np.ndarray], class_id: int = 1, thing: bool = True
+) -> list[er.Segmentation]:
     return [er.Segmentation.from_labels(v, class_id, thing=thing) for v in views]
 
 

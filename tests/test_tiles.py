@@ -74,7 +74,9 @@ def cut(img: np.ndarray, layout: list, seed: int, divisor: int) -> list[np.ndarr
 
 
 @pytest.mark.parametrize("seed", range(10))
-@pytest.mark.parametrize(("shape", "t", "b"), [((150, 170), 64, 6), ((200, 90), 80, 12), ((64, 300), 64, 10)])
+@pytest.mark.parametrize(
+    ("shape", "t", "b"), [((150, 170), 64, 6), ((200, 90), 80, 12), ((64, 300), 64, 10)]
+)
 def test_stitch_matches_reference(seed: int, shape: tuple[int, int], t: int, b: int) -> None:
     divisor = 1000
     # objects narrower than a tile and no stuff class, so no run wraps a tile row

@@ -190,8 +190,8 @@ def stitch_tiles(
     layout: Sequence[tuple[int, int, int, int]],
     shape: tuple[int, int],
     *,
-    labels: Sequence[int] = [1],
-    thing_list: Sequence[int] = [1],
+    labels: Sequence[int] = ...,
+    thing_list: Sequence[int] = ...,
     label_divisor: int = 10000,
 ) -> npt.NDArray[np.uint32]: ...
 

@@ -199,13 +199,10 @@ pub(crate) fn box_candidates(boxes: &[&[i64]], sources: &[usize]) -> Vec<(usize,
 fn merge_clusters(members: &mut [Vec<usize>], adj: &mut [Vec<usize>]) -> Vec<bool> {
     let n = members.len();
     let mut alive = vec![true; n];
-    loop {
-        let Some(mc) = (0..n)
-            .filter(|&i| alive[i] && !adj[i].is_empty())
-            .max_by(|&a, &b| adj[a].len().cmp(&adj[b].len()).then(b.cmp(&a)))
-        else {
-            break;
-        };
+    while let Some(mc) = (0..n)
+        .filter(|&i| alive[i] && !adj[i].is_empty())
+        .max_by(|&a, &b| adj[a].len().cmp(&adj[b].len()).then(b.cmp(&a)))
+    {
         let nbrs = std::mem::take(&mut adj[mc]);
         let biggest = nbrs.iter().map(|&j| members[j].len()).max().unwrap_or(0);
         if biggest > members[mc].len() {

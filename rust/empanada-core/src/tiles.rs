@@ -211,10 +211,13 @@ impl OverlapMask {
     }
 }
 
+/// One object of one tile in image coordinates: (class, id, box (y1, x1, y2, x2), starts, runs).
+type TileObject = (u32, u64, [i64; 4], Vec<i64>, Vec<i64>);
+
 /// One tile's objects in global coordinates, by class.
 struct TileObjects {
     /// Objects ordered by class then id: (class, id, box (y1, x1, y2, x2), starts, runs).
-    objects: Vec<(u32, u64, [i64; 4], Vec<i64>, Vec<i64>)>,
+    objects: Vec<TileObject>,
 }
 
 /// §4.3 for one tile: force-connected components of the thing classes, runs per object,
@@ -267,10 +270,7 @@ type Merged = Vec<(u64, Vec<i64>, Vec<i64>)>;
 /// §4.4 for a thing class: objects of different tiles that share a pixel are one object
 /// (union of the connected component); a single-tile object with more than 10 % of its
 /// pixels in the overlap region is dropped; ids count up from the smallest id seen.
-fn merge_things(
-    objs: &[(usize, &(u32, u64, [i64; 4], Vec<i64>, Vec<i64>))],
-    mask: &OverlapMask,
-) -> Result<Merged> {
+fn merge_things(objs: &[(usize, &TileObject)], mask: &OverlapMask) -> Result<Merged> {
     if objs.is_empty() {
         return Ok(Vec::new());
     }
@@ -290,7 +290,7 @@ fn merge_things(
             join(&mut parent, a, b);
         }
     }
-    let mut next = objs.iter().map(|o| o.1 .1).min().expect("non-empty");
+    let first = objs.iter().map(|o| o.1 .1).min().expect("non-empty");
     let comps = groups(&mut parent);
     let merged: Vec<Option<(Vec<i64>, Vec<i64>)>> = comps
         .par_iter()
@@ -312,12 +312,10 @@ fn merge_things(
             rle::union(&rles).map(Some)
         })
         .collect::<Result<_>>()?;
-    let mut out = Vec::new();
-    for (s, r) in merged.into_iter().flatten() {
-        out.push((next, s, r));
-        next += 1;
-    }
-    Ok(out)
+    Ok((first..)
+        .zip(merged.into_iter().flatten())
+        .map(|(id, (s, r))| (id, s, r))
+        .collect())
 }
 
 /// Stitches per-tile panoptic maps into one `(h, w)` panoptic map (spec §4.3–4.4).
@@ -391,7 +389,7 @@ pub fn stitch_tiles<L: Label>(
             continue;
         }
         seen.push(class);
-        let objs: Vec<(usize, &(u32, u64, [i64; 4], Vec<i64>, Vec<i64>))> = per_tile
+        let objs: Vec<(usize, &TileObject)> = per_tile
             .iter()
             .enumerate()
             .flat_map(|(ti, t)| {
