@@ -13,6 +13,7 @@ from empanada_rs._core import (
     find_instance_centers,
     label_statistics,
     median_filter_slices,
+    orthoplane_consensus,
     panoptic_2d,
     relabel,
     relabel_connected,
@@ -27,6 +28,9 @@ from empanada_rs._core import (
     rle_iou,
     rle_union,
     rle_vote,
+    stitch_tiles,
+    tile_layout,
+    tile_overlap_rle,
 )
 from empanada_rs.errors import (
     ContiguityError,
@@ -58,6 +62,7 @@ __all__ = [
     "find_instance_centers",
     "label_statistics",
     "median_filter_slices",
+    "orthoplane_consensus",
     "panoptic_2d",
     "relabel",
     "relabel_connected",
@@ -72,4 +77,7 @@ __all__ = [
     "rle_iou",
     "rle_union",
     "rle_vote",
+    "stitch_tiles",
+    "tile_layout",
+    "tile_overlap_rle",
 ]

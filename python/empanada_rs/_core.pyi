@@ -167,6 +167,32 @@ class Segmentation:
 
 # --- consensus ---
 
+def orthoplane_consensus(
+    segs: Sequence[Segmentation],
+    *,
+    pixel_vote_thr: int = 2,
+    cluster_iou_thr: float = 0.75,
+    allow_one_view: bool = False,
+    min_size: int = 500,
+    min_extent: int = 5,
+) -> Segmentation: ...
+
 # --- tiles ---
+
+def tile_layout(
+    shape: tuple[int, int], tile_size: int, overlap: int | None = None
+) -> list[tuple[int, int, int, int]]: ...
+def tile_overlap_rle(
+    shape: tuple[int, int], layout: Sequence[tuple[int, int, int, int]]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...
+def stitch_tiles(
+    tiles: Sequence[npt.NDArray[np.integer]],
+    layout: Sequence[tuple[int, int, int, int]],
+    shape: tuple[int, int],
+    *,
+    labels: Sequence[int] = ...,
+    thing_list: Sequence[int] = ...,
+    label_divisor: int = 10000,
+) -> npt.NDArray[np.uint32]: ...
 
 # --- chunks ---
