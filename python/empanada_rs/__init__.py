@@ -6,13 +6,17 @@ them under stable names and adds the pieces that are Python by nature.
 
 from empanada_rs import _core
 from empanada_rs._core import (
+    ChunkPainter,
     Segmentation,
     SliceMedianFilter,
+    chunks_touched,
     connected_components,
     fill_holes,
     find_instance_centers,
     label_statistics,
     median_filter_slices,
+    paint_block,
+    paint_into,
     panoptic_2d,
     relabel,
     relabel_connected,
@@ -36,12 +40,15 @@ from empanada_rs.errors import (
     InvalidArgumentError,
     LabelOverflowError,
     NonFiniteError,
+    OutputExistsError,
     ShapeError,
 )
+from empanada_rs.io import write_labels_numpy, write_labels_zarr
 
 __version__: str = _core.__version__
 
 __all__ = [
+    "ChunkPainter",
     "ContiguityError",
     "DTypeError",
     "EmpanadaError",
@@ -49,15 +56,19 @@ __all__ = [
     "InvalidArgumentError",
     "LabelOverflowError",
     "NonFiniteError",
+    "OutputExistsError",
     "Segmentation",
     "ShapeError",
     "SliceMedianFilter",
     "__version__",
+    "chunks_touched",
     "connected_components",
     "fill_holes",
     "find_instance_centers",
     "label_statistics",
     "median_filter_slices",
+    "paint_block",
+    "paint_into",
     "panoptic_2d",
     "relabel",
     "relabel_connected",
@@ -72,4 +83,6 @@ __all__ = [
     "rle_iou",
     "rle_union",
     "rle_vote",
+    "write_labels_numpy",
+    "write_labels_zarr",
 ]
