@@ -12,6 +12,7 @@ or shard on disk is either absent, the previous one, or a complete new one.
 
 from __future__ import annotations
 
+import operator
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,13 +30,13 @@ __all__ = ["write_labels_zarr"]
 
 def _triple(param: str, value: int | Sequence[int]) -> tuple[int, int, int]:
     fix = f"pass one positive int or three, e.g. {param}=256 or {param}=(64, 256, 256)"
-    if isinstance(value, (int,)) and not isinstance(value, bool):
-        sizes = [value] * 3
-    else:
-        try:
-            sizes = [int(v) for v in value]  # type: ignore[union-attr]
-        except TypeError:
-            raise InvalidArgumentError(f"{param}: got {value!r}; {fix}") from None
+    try:
+        if isinstance(value, Sequence) and not isinstance(value, str):
+            sizes = [operator.index(v) for v in value]
+        else:
+            sizes = [operator.index(value)] * 3  # type: ignore[arg-type]
+    except TypeError:
+        raise InvalidArgumentError(f"{param}: got {value!r}; {fix}") from None
     if len(sizes) != 3:
         raise InvalidArgumentError(f"{param}: got {len(sizes)} sizes {sizes}; {fix}")
     if any(s < 1 for s in sizes):
@@ -102,12 +103,11 @@ def write_labels_zarr(
         "shards": shard,
         "fill_value": 0,
         "overwrite": overwrite,
-        "zarr_format": 3,
     }
     if group is not None:
         arr = group.create_array(key, **kwargs)
     else:
-        arr = zarr.create_array(store, name=key, **kwargs)
+        arr = zarr.create_array(store, name=key, zarr_format=3, **kwargs)
 
     def write(i: int) -> None:
         (z, y, x), (d, h, w) = painter.block(i)

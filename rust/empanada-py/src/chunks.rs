@@ -14,17 +14,41 @@ const DTYPES: &str = "an integer label dtype (uint8/16/32/64 or int8/16/32/64)";
 
 /// Expands `$body` with `$t` bound to the Rust type of the numpy dtype name `$name`.
 macro_rules! with_dtype {
-    ($name:expr, |$t:ident| $body:block) => {{
+    ($name:expr, $param:expr, |$t:ident| $body:block) => {{
         match $name {
-            "uint8" => { type $t = u8; $body }
-            "uint16" => { type $t = u16; $body }
-            "uint32" => { type $t = u32; $body }
-            "uint64" => { type $t = u64; $body }
-            "int8" => { type $t = i8; $body }
-            "int16" => { type $t = i16; $body }
-            "int32" => { type $t = i32; $body }
-            "int64" => { type $t = i64; $body }
-            other => Err(dtype_err("dtype", other, DTYPES)),
+            "uint8" => {
+                type $t = u8;
+                $body
+            }
+            "uint16" => {
+                type $t = u16;
+                $body
+            }
+            "uint32" => {
+                type $t = u32;
+                $body
+            }
+            "uint64" => {
+                type $t = u64;
+                $body
+            }
+            "int8" => {
+                type $t = i8;
+                $body
+            }
+            "int16" => {
+                type $t = i16;
+                $body
+            }
+            "int32" => {
+                type $t = i32;
+                $body
+            }
+            "int64" => {
+                type $t = i64;
+                $body
+            }
+            other => Err(dtype_err($param, other, DTYPES)),
         }
     }};
 }
@@ -95,7 +119,7 @@ fn paint_block<'py>(
     let inner = &seg.inner;
     let c = inner.class(class_id).map_err(to_py)?;
     let ids = core::object_ids(&c.objects, own_ids);
-    with_dtype!(name.as_str(), |T| {
+    with_dtype!(name.as_str(), "dtype", |T| {
         let out = kernel::run(py, || {
             let n = block.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
             let mut out = vec![T::default(); n.unwrap_or(0)];
@@ -151,7 +175,7 @@ fn paint_into(
         Ok(d) => d.getattr("name")?.extract::<String>()?,
         Err(_) => return Err(kernel::wrong_dtype("out", out, "a numpy integer array")),
     };
-    with_dtype!(name.as_str(), |T| {
+    with_dtype!(name.as_str(), "out", |T| {
         let arr = out
             .cast::<PyArrayDyn<T>>()
             .map_err(|_| kernel::wrong_dtype("out", out, DTYPES))?;
@@ -161,6 +185,9 @@ fn paint_into(
                 inner.shape,
                 arr.shape()
             )));
+        }
+        if !arr.is_c_contiguous() {
+            return Err(not_contiguous("out"));
         }
         let mut rw = arr.try_readwrite().map_err(|_| {
             InvalidArgumentError::new_err("out: the array is not writeable or already borrowed")
@@ -195,7 +222,10 @@ impl ChunkPainter {
             if t >= self.index.len() {
                 return Err(empanada_core::Error::invalid(
                     "i",
-                    format!("chunk {t} out of range: {} chunks are touched", self.index.len()),
+                    format!(
+                        "chunk {t} out of range: {} chunks are touched",
+                        self.index.len()
+                    ),
                 ));
             }
             let (_, block) = self.index.block(t);
@@ -226,7 +256,7 @@ impl ChunkPainter {
         let s = seg.get();
         let c = s.inner.class(class_id).map_err(to_py)?;
         let ids = core::object_ids(&c.objects, own_ids);
-        with_dtype!(dtype.as_str(), |T| {
+        with_dtype!(dtype.as_str(), "dtype", |T| {
             core::check_ids::<T>(&ids).map_err(to_py)
         })?;
         let index = kernel::run(py, || {
@@ -281,7 +311,7 @@ impl ChunkPainter {
 
     /// The `i`-th touched chunk, painted (a new array of its block's shape).
     fn paint<'py>(&self, py: Python<'py>, i: usize) -> PyResult<Bound<'py, PyAny>> {
-        with_dtype!(self.dtype.as_str(), |T| {
+        with_dtype!(self.dtype.as_str(), "dtype", |T| {
             Ok(self.paint_typed::<T>(py, i)?.into_pyarray(py).into_any())
         })
     }
