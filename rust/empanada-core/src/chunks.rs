@@ -365,7 +365,8 @@ fn chunks_of_run(s: i64, r: i64, grid: &ChunkGrid, out: &mut Vec<usize>) {
     }
 }
 
-/// Paints one class into a whole raveled `(z, y, x)` volume `out`, slab-parallel over z.
+/// Paints one class into a whole raveled `(z, y, x)` volume `out`, slab-parallel over z;
+/// voxels no run covers are left as they are.
 pub fn paint_volume<T: Label>(
     objects: &RleObjects,
     ids: &[u64],
@@ -381,16 +382,17 @@ pub fn paint_volume<T: Label>(
     if out.is_empty() {
         return Ok(());
     }
+    // Slabs are contiguous in `out`; each bisects the objects' runs to its own range.
     let slabs = (rayon::current_num_threads() * 4).clamp(1, shape[0]);
-    let grid = ChunkGrid::new(shape, [shape[0].div_ceil(slabs), shape[1], shape[2]])?;
-    let index = ChunkIndex::build(objects, grid)?;
-    let slab = grid.chunk[0] * shape[1] * shape[2];
-    out.par_chunks_mut(slab).enumerate().for_each(|(k, part)| {
-        if let Ok(t) = index.touched.binary_search(&k) {
-            let (origin, block) = index.block(t);
-            index.paint_unchecked(t, objects, ids, origin, block, part);
-        }
-    });
+    let depth = shape[0].div_ceil(slabs);
+    let plane = shape[1] * shape[2];
+    out.par_chunks_mut(depth * plane)
+        .enumerate()
+        .try_for_each(|(k, part)| {
+            let origin = [k * depth, 0, 0];
+            let block = [part.len() / plane, shape[1], shape[2]];
+            paint_block(objects, ids, shape, origin, block, part)
+        })?;
     Ok(())
 }
 
