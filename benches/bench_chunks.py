@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
 import subprocess
 import sys
@@ -61,7 +60,11 @@ def child(n: int, path: str, chunks: int, sharded: bool, naive: bool, repeat: in
         else:
             er.write_labels_zarr(seg, path, 1, chunks=chunks, shards=shards)
         times.append(time.perf_counter() - t)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM is the peak of this process image only (ru_maxrss would carry over the
+    # parent's peak across fork + exec).
+    with open("/proc/self/status") as f:
+        hwm = [ln for ln in f if ln.startswith("VmHWM")][0]
+    rss = int(hwm.split()[1]) / 1024
     print(json.dumps({"t": float(np.median(times)), "rss_mb": rss}))
 
 
