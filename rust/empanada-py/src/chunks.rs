@@ -10,6 +10,8 @@ use crate::errors::{dtype_err, to_py, InvalidArgumentError, ShapeError};
 use crate::kernel::{self, not_contiguous};
 use crate::segmentation::Segmentation;
 
+type Triple = (usize, usize, usize);
+
 const DTYPES: &str = "an integer label dtype (uint8/16/32/64 or int8/16/32/64)";
 
 /// Expands `$body` with `$t` bound to the Rust type of the numpy dtype name `$name`.
@@ -298,7 +300,7 @@ impl ChunkPainter {
     }
 
     /// Origin and shape of the `i`-th touched chunk.
-    fn block(&self, i: usize) -> PyResult<((usize, usize, usize), (usize, usize, usize))> {
+    fn block(&self, i: usize) -> PyResult<(Triple, Triple)> {
         if i >= self.index.len() {
             return Err(InvalidArgumentError::new_err(format!(
                 "i: chunk {i} out of range: {} chunks are touched",
