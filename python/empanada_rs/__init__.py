@@ -6,14 +6,18 @@ them under stable names and adds the pieces that are Python by nature.
 
 from empanada_rs import _core
 from empanada_rs._core import (
+    ChunkPainter,
     Segmentation,
     SliceMedianFilter,
+    chunks_touched,
     connected_components,
     fill_holes,
     find_instance_centers,
     label_statistics,
     median_filter_slices,
     orthoplane_consensus,
+    paint_block,
+    paint_into,
     panoptic_2d,
     relabel,
     relabel_connected,
@@ -40,12 +44,15 @@ from empanada_rs.errors import (
     InvalidArgumentError,
     LabelOverflowError,
     NonFiniteError,
+    OutputExistsError,
     ShapeError,
 )
+from empanada_rs.io import write_labels_numpy, write_labels_zarr
 
 __version__: str = _core.__version__
 
 __all__ = [
+    "ChunkPainter",
     "ContiguityError",
     "DTypeError",
     "EmpanadaError",
@@ -53,16 +60,20 @@ __all__ = [
     "InvalidArgumentError",
     "LabelOverflowError",
     "NonFiniteError",
+    "OutputExistsError",
     "Segmentation",
     "ShapeError",
     "SliceMedianFilter",
     "__version__",
+    "chunks_touched",
     "connected_components",
     "fill_holes",
     "find_instance_centers",
     "label_statistics",
     "median_filter_slices",
     "orthoplane_consensus",
+    "paint_block",
+    "paint_into",
     "panoptic_2d",
     "relabel",
     "relabel_connected",
@@ -80,4 +91,6 @@ __all__ = [
     "stitch_tiles",
     "tile_layout",
     "tile_overlap_rle",
+    "write_labels_numpy",
+    "write_labels_zarr",
 ]

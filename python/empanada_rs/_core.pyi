@@ -196,3 +196,43 @@ def stitch_tiles(
 ) -> npt.NDArray[np.uint32]: ...
 
 # --- chunks ---
+
+def paint_block(
+    seg: Segmentation,
+    class_id: int,
+    origin: Sequence[int],
+    shape: Sequence[int],
+    *,
+    dtype: Any = None,
+    own_ids: bool = False,
+) -> npt.NDArray[np.integer]: ...
+def chunks_touched(
+    seg: Segmentation, class_id: int, chunks: int | Sequence[int]
+) -> npt.NDArray[np.int64]: ...
+def paint_into(
+    seg: Segmentation, class_id: int, out: npt.NDArray[np.integer], *, own_ids: bool = False
+) -> None: ...
+
+@final
+class ChunkPainter:
+    """The touched chunks of one class on a chunk grid, painted one at a time."""
+
+    def __new__(
+        cls,
+        seg: Segmentation,
+        class_id: int,
+        chunks: int | Sequence[int],
+        *,
+        dtype: Any = None,
+        own_ids: bool = False,
+    ) -> ChunkPainter: ...
+    @property
+    def chunks(self) -> tuple[int, int, int]: ...
+    @property
+    def grid(self) -> tuple[int, int, int]: ...
+    @property
+    def dtype(self) -> str: ...
+    def __len__(self) -> int: ...
+    def touched(self) -> npt.NDArray[np.int64]: ...
+    def block(self, i: int) -> tuple[tuple[int, int, int], tuple[int, int, int]]: ...
+    def paint(self, i: int) -> npt.NDArray[np.integer]: ...

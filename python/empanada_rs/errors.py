@@ -12,6 +12,11 @@ from empanada_rs._core import (
     ShapeError,
 )
 
+
+class OutputExistsError(EmpanadaError):
+    """A writer's output already exists; pass ``overwrite=True`` to replace it."""
+
+
 __all__ = [
     "ContiguityError",
     "DTypeError",
@@ -20,5 +25,6 @@ __all__ = [
     "InvalidArgumentError",
     "LabelOverflowError",
     "NonFiniteError",
+    "OutputExistsError",
     "ShapeError",
 ]
