@@ -1,0 +1,127 @@
+"""Ortho-plane post-processing (everything after the model), ours against the reference's.
+
+Per plane (xy, xz, yz) the generated EM-like model outputs of every slice go through the
+stack path (median, 2D panoptic, CC, runs, forward/backward matching, trackers, filters),
+then the three views meet in the consensus (clusters, voxel votes, filters).
+
+- ours: three `StackPipeline`s fed slice by slice in turn (each runs on its own worker
+  thread, so the planes overlap), then `orthoplane_consensus`;
+- reference: `tests/reference_stack.py` per plane (the call sequence of empanada-napari's
+  Engine3d with every computation the reference's own) plus the reference consensus and
+  filters (`tests/oracle_consensus.reference_consensus`) on the same three views.
+
+    .venv/bin/python benches/bench_orthoplane.py [--sizes 128 256 512] [--ref-budget 600]
+
+Where the reference's estimated time exceeds --ref-budget seconds it is not run (the
+estimate scales the last measured size by voxels, which flatters the reference: it is
+super-linear). Peak memory of ours is VmHWM of a fresh subprocess.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+
+import numpy as np
+from _common import ROOT, machine
+
+import empanada_rs as er
+from empanada_rs.synthetic import model_outputs_3d
+
+PLANES = ("xy", "xz", "yz")
+
+
+def outputs(n: int, seed: int = 0):
+    shape = (n, n, n)
+    n_obj = max(8, n**3 // 20**3)
+    return shape, {p: model_outputs_3d(shape, p, n_obj, seed=seed) for p in PLANES}
+
+
+def ours(shape, outs, min_size=500, min_extent=5):
+    t0 = time.perf_counter()
+    pipes = {p: er.StackPipeline(shape, p) for p in PLANES}
+    longest = max(len(m) for m in outs.values())
+    for i in range(longest):
+        for p in PLANES:
+            if i < len(outs[p]):
+                pipes[p].push(*outs[p].slice(i))
+    segs = [pipes[p].finish(min_size=min_size, min_extent=min_extent) for p in PLANES]
+    t1 = time.perf_counter()
+    cons = er.orthoplane_consensus(segs, min_size=min_size, min_extent=min_extent)
+    t2 = time.perf_counter()
+    return cons, segs, t1 - t0, t2 - t1
+
+
+def reference(shape, outs, segs, min_size=500, min_extent=5):
+    from tests.oracle_consensus import reference_consensus
+    from tests.reference_stack import reference_stack
+
+    t0 = time.perf_counter()
+    for p in PLANES:
+        m = outs[p]
+        reference_stack(m.sem, m.ctr_hmp, m.offsets, shape, p, min_size=min_size,
+                        min_extent=min_extent)
+    t1 = time.perf_counter()
+    reference_consensus(segs, 1, True, min_size=min_size, min_extent=min_extent)
+    t2 = time.perf_counter()
+    return t1 - t0, t2 - t1
+
+
+def peak_rss_mb(n: int) -> float:
+    """VmHWM rise of a fresh process running ours at n³, over its baseline with inputs."""
+    code = f"""
+import sys; sys.path.insert(0, {str(ROOT / 'benches')!r}); sys.path.insert(0, {str(ROOT)!r})
+from bench_orthoplane import outputs, ours
+def hwm():
+    for line in open('/proc/self/status'):
+        if line.startswith('VmHWM'):
+            return int(line.split()[1]) / 1024
+shape, outs = outputs({n})
+base = hwm()
+ours(shape, outs)
+print(hwm() - base)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[128, 256, 512])
+    ap.add_argument("--ref-budget", type=float, default=600.0)
+    ap.add_argument("--no-memory", action="store_true")
+    args = ap.parse_args()
+    print(f"machine: {machine()}\n")
+    print("| volume | objects (consensus) | ours: stacks + consensus = total s | "
+          "reference: stacks + consensus = total s | ratio | our peak extra RSS |")
+    print("|---|---|---|---|---|---|")
+    last = None
+    for n in args.sizes:
+        shape, outs = outputs(n)
+        cons, segs, t_stack, t_cons = ours(shape, outs)
+        est = None if last is None else last[1] * (n / last[0]) ** 3
+        if est is None or est <= args.ref_budget:
+            r_stack, r_cons = reference(shape, outs, segs)
+            ref = f"{r_stack:.1f} + {r_cons:.2f} = {r_stack + r_cons:.1f}"
+            total_ref = r_stack + r_cons
+            last = (n, total_ref)
+            ratio = f"{total_ref / (t_stack + t_cons):.0f}x"
+        else:
+            ref = f"not run (est. ≥ {est:.0f})"
+            ratio = f"≥ {est / (t_stack + t_cons):.0f}x (est.)"
+        mem = "" if args.no_memory else f"{peak_rss_mb(n):.0f} MB"
+        print(
+            f"| {n}³ | {cons.n_objects(1)} | {t_stack:.2f} + {t_cons:.2f} = "
+            f"{t_stack + t_cons:.2f} | {ref} | {ratio} | {mem} |",
+            flush=True,
+        )
+        del outs
+    print("\n" + json.dumps({"sizes": args.sizes}))
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()
