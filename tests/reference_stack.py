@@ -137,19 +137,53 @@ def reference_stack(
     engine.infer = infer
 
     # Engine3d.infer_on_axis, with the matcher process's function run in this process.
-    trackers = [InstanceTracker(c, label_divisor, shape, plane) for c in labels]
-    matchers = create_matchers(list(thing_list), label_divisor, merge_iou_thr, merge_ioa_thr)
-    q: queue_mod.Queue = queue_mod.Queue()
+    pans = []
     image = torch.zeros((1, 1, *size))
     with torch.no_grad():
         for _ in range(n):
             pan_seg = engine(image, size, 1)
-            if pan_seg is None:
-                q.put(None)
-            else:
-                q.put(pan_seg.squeeze().cpu().numpy())
+            if pan_seg is not None:
+                pans.append(pan_seg.squeeze().cpu().numpy())
         for pan_seg in engine.end(1) or []:
-            q.put(pan_seg.squeeze().cpu().numpy())
+            pans.append(pan_seg.squeeze().cpu().numpy())
+    engine.reset()
+    return reference_track(
+        pans,
+        shape,
+        plane,
+        labels=labels,
+        thing_list=thing_list,
+        label_divisor=label_divisor,
+        merge_iou_thr=merge_iou_thr,
+        merge_ioa_thr=merge_ioa_thr,
+        min_size=min_size,
+        min_extent=min_extent,
+        return_panoptic=return_panoptic,
+    )
+
+
+def reference_track(
+    pans,
+    shape: tuple[int, int, int],
+    plane: str = "xy",
+    *,
+    labels=(1,),
+    thing_list=(1,),
+    label_divisor: int = 10000,
+    merge_iou_thr: float = 0.25,
+    merge_ioa_thr: float = 0.25,
+    min_size: int = 500,
+    min_extent: int = 5,
+    return_panoptic: bool = False,
+) -> dict[int, np.ndarray] | tuple[dict[int, np.ndarray], np.ndarray]:
+    """Forward matching (in-process), backward matching, trackers, filters and
+    `stack_postprocessing` on a sequence of 2D panoptic maps."""
+    n = shape[AXES[plane]]
+    trackers = [InstanceTracker(c, label_divisor, shape, plane) for c in labels]
+    matchers = create_matchers(list(thing_list), label_divisor, merge_iou_thr, merge_ioa_thr)
+    q: queue_mod.Queue = queue_mod.Queue()
+    for pan in pans:
+        q.put(pan)
     q.put("finish")
     pipe = _Pipe()
     forward_matching(matchers, q, [], pipe, list(labels), label_divisor, list(thing_list))
@@ -165,7 +199,6 @@ def reference_stack(
         panoptic = np.zeros(shape, np.int32)
         for tracker in trackers:
             fill_volume(panoptic, tracker.instances)
-    engine.reset()
 
     # stack_postprocessing (numpy output, Engine3d.dtype int32).
     out = {}

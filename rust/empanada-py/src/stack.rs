@@ -22,9 +22,7 @@ fn f32_array<'py>(obj: &Bound<'py, PyAny>, param: &str) -> PyResult<PyReadonlyAr
 }
 
 fn rank_error(param: &str, expected: &str, shape: &[usize]) -> PyErr {
-    ShapeError::new_err(format!(
-        "{param}: expected {expected}, got shape {shape:?}"
-    ))
+    ShapeError::new_err(format!("{param}: expected {expected}, got shape {shape:?}"))
 }
 
 fn positive(param: &str, v: i64) -> PyResult<usize> {
@@ -175,7 +173,10 @@ fn match_slices(
         if !arr.is_c_contiguous() {
             return Err(not_contiguous("slices"));
         }
-        let v = arr.as_array().into_dimensionality::<Ix3>().expect("rank checked");
+        let v = arr
+            .as_array()
+            .into_dimensionality::<Ix3>()
+            .expect("rank checked");
         kernel::run(py, || {
             core::match_slices::<T>(
                 v,
