@@ -192,6 +192,8 @@ fn match_slices(
     Ok(Segmentation { inner: seg })
 }
 
+type IndexPair<'py> = (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>);
+
 /// Optimal assignment of a float64 cost matrix, as `scipy.optimize.linear_sum_assignment`.
 #[pyfunction]
 #[pyo3(signature = (cost, maximize = false))]
@@ -199,7 +201,7 @@ fn linear_sum_assignment<'py>(
     py: Python<'py>,
     cost: &Bound<'py, PyAny>,
     maximize: bool,
-) -> PyResult<(Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>)> {
+) -> PyResult<IndexPair<'py>> {
     let a = cost
         .cast::<PyArrayDyn<f64>>()
         .map_err(|_| wrong_dtype("cost", cost, "float64"))?
