@@ -586,3 +586,87 @@ pub fn match_slices<L: Label>(
     }
     fwd.finish(min_size, min_extent)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(shape: [usize; 3], k: i64) -> StackParams {
+        StackParams {
+            shape,
+            plane: Plane::Xy,
+            labels: vec![1],
+            panoptic: Panoptic2dParams::default(),
+            median_kernel_size: k,
+            median_mode: MedianMode::Recursive,
+            merge_iou_thr: 0.25,
+            merge_ioa_thr: 0.25,
+        }
+    }
+
+    /// A 16x16 slice with a foreground square and one centre in it (coarse 4x4 grid).
+    fn slice(on: bool) -> SliceOutputs {
+        let mut sem = vec![0.1f32; 256];
+        let mut ctr = vec![0f32; 16];
+        if on {
+            for y in 4..12 {
+                for x in 4..12 {
+                    sem[y * 16 + x] = 0.9;
+                }
+            }
+            ctr[2 * 4 + 2] = 1.0;
+        }
+        SliceOutputs {
+            sem_shape: [1, 16, 16],
+            sem,
+            ctr_shape: [4, 4],
+            ctr,
+            offsets: vec![0.0; 32],
+        }
+    }
+
+    #[test]
+    fn one_object_through_the_stack() {
+        let mut p = StackPipeline::new(params([10, 16, 16], 3)).unwrap();
+        for z in 0..10 {
+            p.push_owned(slice((2..8).contains(&z))).unwrap();
+        }
+        let seg = p.finish(1, 1).unwrap();
+        let c = seg.class(1).unwrap();
+        assert_eq!(c.objects.ids, vec![10001]);
+        assert_eq!(c.objects.boxes, vec![2, 4, 4, 8, 12, 12]);
+        assert_eq!(c.objects.counts, vec![6 * 64]);
+        // Extent filter: 6 slices < 7.
+        let mut p = StackPipeline::new(params([10, 16, 16], 3)).unwrap();
+        for z in 0..10 {
+            p.push_owned(slice((2..8).contains(&z))).unwrap();
+        }
+        assert!(p.finish(1, 7).unwrap().class(1).unwrap().objects.is_empty());
+    }
+
+    #[test]
+    fn worker_errors_reach_the_caller() {
+        let mut p = StackPipeline::new(params([3, 16, 16], 1)).unwrap();
+        let mut bad = slice(true);
+        bad.sem[5] = f32::NAN;
+        let r = p
+            .push_owned(bad)
+            .and_then(|_| p.push_owned(slice(true)))
+            .and_then(|_| p.push_owned(slice(true)))
+            .and_then(|_| p.finish(0, 0).map(|_| ()));
+        assert!(matches!(r, Err(Error::NonFinite { .. })));
+        assert!(p.push_owned(slice(true)).is_err());
+    }
+
+    #[test]
+    fn bad_parameters() {
+        let mut q = params([3, 16, 16], 2);
+        assert!(StackPipeline::new(q.clone()).is_err());
+        q.median_kernel_size = 3;
+        q.merge_iou_thr = 2.0;
+        assert!(StackPipeline::new(q.clone()).is_err());
+        q.merge_iou_thr = 0.5;
+        q.panoptic.thing_list = vec![2];
+        assert!(StackPipeline::new(q).is_err());
+    }
+}
