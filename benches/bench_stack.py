@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +49,6 @@ def _vmhwm_kb() -> int:
 
 def child(path: str) -> None:
     d = np.load(path)
-    m = type("M", (), {})()
     sem, ctr, off = d["sem"], d["ctr"], d["off"]
     shape = tuple(int(s) for s in d["shape"])
     base = _vmhwm_kb()
@@ -59,8 +59,8 @@ def child(path: str) -> None:
     after_finish = _vmhwm_kb()
     seg.to_volume(1)
     after_volume = _vmhwm_kb()
-    del m
-    print(json.dumps({"finish_mb": (after_finish - base) / 1024, "volume_mb": (after_volume - base) / 1024}))
+    mb = {"finish_mb": (after_finish - base) / 1024, "volume_mb": (after_volume - base) / 1024}
+    print(json.dumps(mb))
 
 
 def peak_memory(m, shape) -> dict:
@@ -131,7 +131,7 @@ def main() -> None:
     for n in args.sizes:
         shape = (n, n, n)
         m = model_outputs_3d(shape, "xy", max(8, n**3 // 8000), radius=(4.0, 14.0), seed=n)
-        ours_t = alternate({"ours": lambda: run_ours(m, shape)}, args.repeats)["ours"]
+        ours_t = alternate({"ours": partial(run_ours, m, shape)}, args.repeats)["ours"]
         est = None if last is None else last[1] * (n**3 / last[0] ** 3)
         if HAVE_REFERENCE and (est is None or est <= args.ref_budget):
             times = []
