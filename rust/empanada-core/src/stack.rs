@@ -302,12 +302,19 @@ impl SliceOutputs {
             ));
         }
         let (c, h2, w2) = sem.dim();
+        // One memcpy per array when C-contiguous (the usual case), an element walk otherwise.
+        fn owned<D: ndarray::Dimension>(a: ndarray::ArrayView<f32, D>) -> Vec<f32> {
+            match a.as_slice() {
+                Some(s) => s.to_vec(),
+                None => a.iter().copied().collect(),
+            }
+        }
         Ok(SliceOutputs {
             sem_shape: [c, h2, w2],
-            sem: sem.iter().copied().collect(),
+            sem: owned(sem),
             ctr_shape: [h, w],
-            ctr: ctr.iter().copied().collect(),
-            offsets: offsets.iter().copied().collect(),
+            ctr: owned(ctr),
+            offsets: owned(offsets),
         })
     }
 }
