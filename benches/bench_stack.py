@@ -33,8 +33,8 @@ import empanada_rs as er
 from empanada_rs.synthetic import model_outputs_3d
 
 
-def run_ours(m, shape, k=3):
-    p = er.StackPipeline(shape, "xy", median_kernel_size=k)
+def run_ours(m, shape, k=3, label_divisor=10000):
+    p = er.StackPipeline(shape, "xy", median_kernel_size=k, label_divisor=label_divisor)
     for i in range(len(m)):
         p.push(*m.slice(i))
     return p.finish(min_size=500, min_extent=5).to_volume(1)
@@ -52,7 +52,8 @@ def child(path: str) -> None:
     sem, ctr, off = d["sem"], d["ctr"], d["off"]
     shape = tuple(int(s) for s in d["shape"])
     base = _vmhwm_kb()
-    p = er.StackPipeline(shape, "xy")
+    # Stacks of more than 9999 objects need a larger "max objects per class".
+    p = er.StackPipeline(shape, "xy", label_divisor=1_000_000)
     for i in range(len(sem)):
         p.push(sem[i], ctr[i], off[i])
     seg = p.finish(min_size=500, min_extent=5)
