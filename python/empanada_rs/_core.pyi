@@ -165,6 +165,51 @@ class Segmentation:
 
 # --- stack ---
 
+@final
+class StackPipeline:
+    def __new__(
+        cls,
+        shape: tuple[int, int, int],
+        plane: str = "xy",
+        *,
+        labels: Sequence[int] = ...,
+        thing_list: Sequence[int] = ...,
+        label_divisor: int = 10000,
+        confidence_thr: float = 0.5,
+        nms_threshold: float = 0.1,
+        nms_kernel: int = 3,
+        stuff_area: int = 64,
+        void_label: int = 0,
+        upsampling: int = 1,
+        median_kernel_size: int = 3,
+        median_mode: str = "recursive",
+        merge_iou_thr: float = 0.25,
+        merge_ioa_thr: float = 0.25,
+    ) -> StackPipeline: ...
+    @property
+    def n_pushed(self) -> int: ...
+    def push(
+        self,
+        sem: npt.NDArray[np.float32],
+        ctr_hmp: npt.NDArray[np.float32],
+        offsets: npt.NDArray[np.float32],
+    ) -> None: ...
+    def finish(self, min_size: int = 500, min_extent: int = 5) -> Segmentation: ...
+
+def match_slices(
+    slices: npt.NDArray[np.integer],
+    plane: str = "xy",
+    *,
+    label_divisor: int = 1048576,
+    merge_iou_thr: float = 0.25,
+    merge_ioa_thr: float = 0.25,
+    min_size: int = 500,
+    min_extent: int = 5,
+) -> Segmentation: ...
+def linear_sum_assignment(
+    cost: npt.NDArray[np.float64], maximize: bool = False
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...
+
 # --- consensus ---
 
 def orthoplane_consensus(

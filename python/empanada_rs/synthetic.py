@@ -5,6 +5,8 @@ offline and on any size.
 would emit for them: semantic probabilities, a centre heatmap and centre offsets, all
 noisy, at the fine or the coarse (1/4) grid. `em_image_2d` renders a matching greyscale
 image (textured cytoplasm, dark membranes, organelles with cristae-like stripes).
+`model_outputs_3d` does the same for every slice of a volume of ellipsoids (some branched,
+so objects split and merge from slice to slice), as a stack pipeline receives them.
 """
 
 from __future__ import annotations
@@ -13,7 +15,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ModelOutputs2d", "em_image_2d", "model_outputs_2d"]
+__all__ = [
+    "ModelOutputs2d",
+    "ModelOutputs3d",
+    "em_image_2d",
+    "model_outputs_2d",
+    "model_outputs_3d",
+]
 
 
 @dataclass(frozen=True)
@@ -175,3 +183,134 @@ def em_image_2d(outputs: ModelOutputs2d, *, seed: int = 0) -> np.ndarray:
     edge[:, 1:] |= outputs.instances[:, 1:] != outputs.instances[:, :-1]
     img = np.where(edge, 45, img)
     return np.clip(img, 0, 255).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class ModelOutputs3d:
+    """Per-slice model outputs along one plane of a volume, plus the truth."""
+
+    plane: str
+    sem: np.ndarray  # (N, C, Hp, Wp) float32, slices padded to a multiple of `pad`
+    ctr_hmp: np.ndarray  # (N, hp, wp) float32
+    offsets: np.ndarray  # (N, 2, hp, wp) float32
+    instances: np.ndarray  # (D, H, W) int32 ground-truth ids 1..N
+    classes: np.ndarray  # (D, H, W) int32 ground-truth class per voxel
+
+    def __len__(self) -> int:
+        return len(self.sem)
+
+    def slice(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`(sem, ctr_hmp, offsets)` of slice `i`, as `StackPipeline.push` takes them."""
+        return self.sem[i], self.ctr_hmp[i], self.offsets[i]
+
+
+_AXIS = {"xy": 0, "xz": 1, "yz": 2}
+
+
+def model_outputs_3d(
+    shape: tuple[int, int, int],
+    plane: str = "xy",
+    n_objects: int = 20,
+    *,
+    n_classes: int = 1,
+    radius: tuple[float, float] = (3.0, 12.0),
+    branch_fraction: float = 0.3,
+    empty_slices: tuple[int, ...] = (),
+    noise: float = 0.15,
+    pad: int = 16,
+    seed: int = 0,
+) -> ModelOutputs3d:
+    """Coarse-grid model outputs for every slice of a `(D, H, W)` volume along `plane`.
+
+    The volume holds `n_objects` random ellipsoids of `n_classes` thing classes; a
+    `branch_fraction` of them get a second, offset ellipsoid with the same id, so one
+    object appears as two pieces in some slices and one in others. Every piece has its own
+    centre in each slice it crosses (as a model sees it). Slices are padded with
+    background to a multiple of `pad` (which must be a multiple of 4) like the engine pads
+    images; the pipeline crops back. Slices listed in `empty_slices` are blank.
+    """
+    if pad % 4:
+        raise ValueError(f"pad={pad}: must be a multiple of 4 for the coarse grid")
+    if plane not in _AXIS:
+        raise ValueError(f"plane {plane!r}: use 'xy', 'xz' or 'yz'")
+    rng = np.random.default_rng(seed)
+    d, h, w = shape
+    instances = np.zeros(shape, np.int32)
+    classes = np.zeros(shape, np.int32)
+    parts = np.zeros(shape, np.int32)  # one id per ellipsoid, for the per-piece centres
+    n_parts = 0
+    for i in range(1, n_objects + 1):
+        cls = int(rng.integers(1, n_classes + 1))
+        centre = rng.uniform((0, 0, 0), (d, h, w))
+        pieces = [centre]
+        if rng.uniform() < branch_fraction:
+            r = rng.uniform(*radius)
+            pieces.append(centre + rng.normal(0, 1, 3) * r * 1.2)
+        for c in pieces:
+            rz, ry, rx = rng.uniform(*radius, size=3)
+            rr = int(np.ceil(max(rz, ry, rx))) + 1
+            lo = [max(0, int(c[a]) - rr) for a in range(3)]
+            hi = [min(shape[a], int(c[a]) + rr + 1) for a in range(3)]
+            if any(lo[a] >= hi[a] for a in range(3)):
+                continue
+            zz, yy, xx = np.mgrid[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]].astype(np.float32)
+            q = ((zz - c[0]) / rz) ** 2 + ((yy - c[1]) / ry) ** 2 + ((xx - c[2]) / rx) ** 2
+            win = instances[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
+            inside = (q <= 1.0) & ((win == 0) | (win == i))
+            if not inside.any():
+                continue
+            n_parts += 1
+            win[inside] = i
+            classes[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]][inside] = cls
+            parts[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]][inside] = n_parts
+
+    axis = _AXIS[plane]
+    n = shape[axis]
+    sh, sw = [s for a, s in enumerate(shape) if a != axis]
+    hp, wp = -(-sh // pad) * pad, -(-sw // pad) * pad
+    c_out = 1 if n_classes == 1 else n_classes + 1
+    sem = np.zeros((n, c_out, hp, wp), np.float32)
+    ctr = np.zeros((n, hp // 4, wp // 4), np.float32)
+    offsets = np.zeros((n, 2, hp // 4, wp // 4), np.float32)
+    gy, gx = np.mgrid[0:hp:4, 0:wp:4].astype(np.float32)
+    for k in range(n):
+        cls2 = np.zeros((hp, wp), np.int32)
+        part2 = np.zeros((hp, wp), np.int32)
+        if k not in empty_slices:
+            cls2[:sh, :sw] = np.take(classes, k, axis=axis)
+            part2[:sh, :sw] = np.take(parts, k, axis=axis)
+        logits = np.zeros((n_classes + 1, hp, wp), np.float32)
+        for ch in range(n_classes + 1):
+            logits[ch] = 4.0 * (cls2 == ch) + 8.0 * noise * _smooth_noise(rng, (hp, wp), 16)
+            logits[ch] += noise * rng.standard_normal((hp, wp)).astype(np.float32)
+        if n_classes == 1:
+            sem[k, 0] = 1.0 / (1.0 + np.exp(-(logits[1] - logits[0])))
+        else:
+            e = np.exp(logits - logits.max(axis=0, keepdims=True))
+            sem[k] = e / e.sum(axis=0, keepdims=True)
+        present = np.unique(part2)
+        present = present[present > 0]
+        if len(present):
+            yy, xx = np.nonzero(part2)
+            ids = part2[yy, xx]
+            cnt = np.bincount(ids, minlength=n_parts + 1).astype(np.float32)
+            cy = np.bincount(ids, yy, minlength=n_parts + 1) / np.maximum(cnt, 1)
+            cx = np.bincount(ids, xx, minlength=n_parts + 1) / np.maximum(cnt, 1)
+            for p in present:
+                sigma = max(3.0, 0.5 * np.sqrt(cnt[p] / np.pi))
+                g = np.exp(-((gy - cy[p]) ** 2 + (gx - cx[p]) ** 2) / (2 * sigma**2))
+                np.maximum(ctr[k], g.astype(np.float32), out=ctr[k])
+            grid = part2[::4, ::4]
+            own = grid > 0
+            offsets[k, 0][own] = cy[grid[own]] - gy[own]
+            offsets[k, 1][own] = cx[grid[own]] - gx[own]
+        ctr[k] += noise * 0.05 * rng.standard_normal(ctr[k].shape).astype(np.float32)
+        offsets[k] += noise * 4 * rng.standard_normal(offsets[k].shape).astype(np.float32)
+    return ModelOutputs3d(
+        plane=plane,
+        sem=sem,
+        ctr_hmp=ctr,
+        offsets=offsets,
+        instances=instances,
+        classes=classes,
+    )

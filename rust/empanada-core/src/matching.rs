@@ -1,1 +1,668 @@
-//! (filled in by issue 3)
+//! Matching objects across slices (spec §5.4–5.5) and the 3D object store (spec §1.6).
+//!
+//! * [`linear_sum_assignment`]: the rectangular assignment problem solved by the shortest
+//!   augmenting path method (Crouse 2016), the algorithm SciPy uses. Rows are augmented in
+//!   order and columns scanned in the same order as there, so ties between equally good
+//!   assignments resolve the same way and matching results equal the reference's.
+//! * [`match_slice`]: one step of the reference's slice matcher: IoU via box-screened pairs,
+//!   Hungarian assignment maximising total IoU, IoA fallback on the match object's area,
+//!   new labels for the rest, and union of objects that end up with the same label.
+//! * [`Tracker`]: 2D objects of slice `index` of a plane placed into the volume, accumulated
+//!   per label in first-seen order (the order the final `1..N` numbering follows).
+
+use crate::hash::IdMap;
+use crate::rle;
+use crate::{Error, Result};
+
+/// Optimal assignment of rows to columns of a dense `nr x nc` cost matrix (row-major).
+///
+/// Returns `(rows, cols)` of `min(nr, nc)` pairs, rows ascending, minimising (or with
+/// `maximize`, maximising) the total cost; equivalent to
+/// `scipy.optimize.linear_sum_assignment(cost, maximize)`.
+pub fn linear_sum_assignment(
+    cost: &[f64],
+    nr: usize,
+    nc: usize,
+    maximize: bool,
+) -> Result<(Vec<usize>, Vec<usize>)> {
+    if cost.len() != nr * nc {
+        return Err(Error::shape(
+            "cost",
+            format!("{} values for a {nr} x {nc} matrix", cost.len()),
+        ));
+    }
+    if cost
+        .iter()
+        .any(|c| c.is_nan() || (maximize && *c == f64::INFINITY))
+    {
+        return Err(Error::non_finite(
+            "cost",
+            "contains NaN (or +inf when maximising); the assignment is undefined",
+        ));
+    }
+    if nr == 0 || nc == 0 {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    // Work on the orientation with no more rows than columns, as a minimisation.
+    let transpose = nc < nr;
+    let (r, c) = if transpose { (nc, nr) } else { (nr, nc) };
+    let sign = if maximize { -1.0 } else { 1.0 };
+    let mut m = vec![0.0f64; r * c];
+    for i in 0..nr {
+        for j in 0..nc {
+            let v = sign * cost[i * nc + j];
+            if transpose {
+                m[j * c + i] = v;
+            } else {
+                m[i * c + j] = v;
+            }
+        }
+    }
+    if m.contains(&f64::NEG_INFINITY) {
+        return Err(Error::non_finite(
+            "cost",
+            "contains -inf (or +inf when maximising); the assignment is unbounded",
+        ));
+    }
+
+    let mut u = vec![0.0f64; r];
+    let mut v = vec![0.0f64; c];
+    let mut spc = vec![f64::INFINITY; c];
+    let mut path = vec![usize::MAX; c];
+    let mut col4row = vec![usize::MAX; r];
+    let mut row4col = vec![usize::MAX; c];
+    let mut sr = vec![false; r];
+    let mut sc = vec![false; c];
+    let mut remaining = vec![0usize; c];
+
+    for cur in 0..r {
+        // Shortest augmenting path from row `cur` (Dijkstra on reduced costs).
+        let mut min_val = 0.0f64;
+        let mut i = cur;
+        let mut num_remaining = c;
+        for (it, slot) in remaining.iter_mut().enumerate() {
+            *slot = c - it - 1;
+        }
+        sr.fill(false);
+        sc.fill(false);
+        spc.fill(f64::INFINITY);
+        let sink = loop {
+            let mut index = usize::MAX;
+            let mut lowest = f64::INFINITY;
+            sr[i] = true;
+            for (it, &j) in remaining[..num_remaining].iter().enumerate() {
+                let red = min_val + m[i * c + j] - u[i] - v[j];
+                if red < spc[j] {
+                    path[j] = i;
+                    spc[j] = red;
+                }
+                if spc[j] < lowest || (spc[j] == lowest && row4col[j] == usize::MAX) {
+                    lowest = spc[j];
+                    index = it;
+                }
+            }
+            min_val = lowest;
+            if min_val == f64::INFINITY || index == usize::MAX {
+                return Err(Error::invalid("cost", "the cost matrix is infeasible"));
+            }
+            let j = remaining[index];
+            sc[j] = true;
+            num_remaining -= 1;
+            remaining[index] = remaining[num_remaining];
+            if row4col[j] == usize::MAX {
+                break j;
+            }
+            i = row4col[j];
+        };
+        u[cur] += min_val;
+        for ii in 0..r {
+            if sr[ii] && ii != cur {
+                u[ii] += min_val - spc[col4row[ii]];
+            }
+        }
+        for jj in 0..c {
+            if sc[jj] {
+                v[jj] -= min_val - spc[jj];
+            }
+        }
+        let mut j = sink;
+        loop {
+            let ii = path[j];
+            row4col[j] = ii;
+            std::mem::swap(&mut col4row[ii], &mut j);
+            if ii == cur {
+                break;
+            }
+        }
+    }
+
+    if transpose {
+        // col4row maps original columns to original rows: report by ascending row.
+        let mut pairs: Vec<(usize, usize)> = col4row
+            .iter()
+            .enumerate()
+            .map(|(col, &row)| (row, col))
+            .collect();
+        pairs.sort_unstable();
+        Ok(pairs.into_iter().unzip())
+    } else {
+        Ok(((0..r).collect(), col4row))
+    }
+}
+
+/// One object of one slice: its label, 2D box `(y1, x1, y2, x2)`, size and runs over the
+/// slice's raveled index (sorted, disjoint).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Object2d {
+    pub label: u64,
+    pub bbox: [i64; 4],
+    pub area: i64,
+    pub starts: Vec<i64>,
+    pub runs: Vec<i64>,
+}
+
+/// Parameters of [`match_slice`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MatchParams {
+    pub class_id: u32,
+    pub label_divisor: u64,
+    pub merge_iou_thr: f64,
+    pub merge_ioa_thr: f64,
+}
+
+impl MatchParams {
+    pub fn validate(&self) -> Result<()> {
+        for (name, v) in [
+            ("merge_iou_thr", self.merge_iou_thr),
+            ("merge_ioa_thr", self.merge_ioa_thr),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(Error::invalid(
+                    if name == "merge_iou_thr" {
+                        "merge_iou_thr"
+                    } else {
+                        "merge_ioa_thr"
+                    },
+                    format!("must lie in [0, 1], got {v}"),
+                ));
+            }
+        }
+        if self.label_divisor < 1 {
+            return Err(Error::invalid("label_divisor", "must be >= 1"));
+        }
+        Ok(())
+    }
+
+    /// First label of the class's id range (`c*L + 1`).
+    pub fn first_label(&self) -> u64 {
+        self.class_id as u64 * self.label_divisor + 1
+    }
+}
+
+/// The label a matcher starts numbering new objects from after seeing its first slice.
+pub fn next_label_after(first: &[Object2d], p: &MatchParams) -> u64 {
+    first
+        .iter()
+        .map(|o| o.label + 1)
+        .max()
+        .unwrap_or(p.first_label())
+}
+
+fn boxes_overlap(a: &[i64; 4], b: &[i64; 4]) -> bool {
+    a[0].max(b[0]) < a[2].min(b[2]) && a[1].max(b[1]) < a[3].min(b[3])
+}
+
+fn merge_box(a: &mut [i64; 4], b: &[i64; 4]) {
+    a[0] = a[0].min(b[0]);
+    a[1] = a[1].min(b[1]);
+    a[2] = a[2].max(b[2]);
+    a[3] = a[3].max(b[3]);
+}
+
+/// Relabels the objects of one slice against `target` (the previous, already relabelled
+/// slice), as the reference's `RLEMatcher.__call__` (spec §5.4 steps 1–4).
+///
+/// Objects come back in the order their label first occurs in `objects`; objects that get
+/// the same label are merged. With `assign_new`, unmatched objects get `next_label++`
+/// (an error once that leaves the class's id range), otherwise they keep their label.
+pub fn match_slice(
+    target: &[Object2d],
+    objects: Vec<Object2d>,
+    p: &MatchParams,
+    next_label: &mut u64,
+    assign_new: bool,
+) -> Result<Vec<Object2d>> {
+    let (n, m) = (target.len(), objects.len());
+    // IoU in f64 and IoA rounded to f32, as the reference's matrices hold them.
+    let mut iou = vec![0.0f64; n * m];
+    let mut ioa = vec![0.0f32; n * m];
+    for (ti, t) in target.iter().enumerate() {
+        for (mi, o) in objects.iter().enumerate() {
+            if !boxes_overlap(&t.bbox, &o.bbox) {
+                continue;
+            }
+            let inter = rle::intersection(&t.starts, &t.runs, &o.starts, &o.runs)?;
+            if inter == 0 {
+                continue;
+            }
+            iou[ti * m + mi] = inter as f64 / (t.area + o.area - inter) as f64;
+            ioa[ti * m + mi] = (inter as f64 / o.area as f64) as f32;
+        }
+    }
+    let mut assigned: Vec<Option<u64>> = vec![None; m];
+    if n > 0 && m > 0 {
+        let (rows, cols) = linear_sum_assignment(&iou, n, m, true)?;
+        for (r, c) in rows.into_iter().zip(cols) {
+            if iou[r * m + c] >= p.merge_iou_thr {
+                assigned[c] = Some(target[r].label);
+            }
+        }
+    }
+    let ioa_thr = p.merge_ioa_thr as f32;
+    let class_end = (p.class_id as u64 + 1) * p.label_divisor;
+
+    let mut out: Vec<Object2d> = Vec::with_capacity(m);
+    let mut slot: IdMap<u64, usize> = IdMap::default();
+    let mut pending: Vec<Vec<Object2d>> = Vec::new();
+    for (mi, obj) in objects.into_iter().enumerate() {
+        let label = if let Some(l) = assigned[mi] {
+            l
+        } else {
+            // First maximum of the IoA column wins, as argmax does.
+            let mut best: Option<(f32, usize)> = None;
+            for ti in 0..n {
+                let a = ioa[ti * m + mi];
+                match best {
+                    Some((b, _)) if a <= b => {}
+                    _ => best = Some((a, ti)),
+                }
+            }
+            match best {
+                Some((a, ti)) if a >= ioa_thr => target[ti].label,
+                _ if assign_new => {
+                    let l = *next_label;
+                    if l >= class_end {
+                        return Err(Error::overflow(
+                            "label_divisor",
+                            format!(
+                                "class {} needs more than {} object ids across the stack; raise label_divisor",
+                                p.class_id,
+                                p.label_divisor - 1
+                            ),
+                        ));
+                    }
+                    *next_label += 1;
+                    l
+                }
+                _ => obj.label,
+            }
+        };
+        match slot.get(&label) {
+            Some(&k) => pending[k].push(obj),
+            None => {
+                slot.insert(label, out.len());
+                out.push(Object2d { label, ..obj });
+                pending.push(Vec::new());
+            }
+        }
+    }
+    for (o, extra) in out.iter_mut().zip(pending) {
+        if extra.is_empty() {
+            continue;
+        }
+        let mut parts: Vec<rle::Rle<'_>> = vec![(&o.starts, &o.runs)];
+        parts.extend(
+            extra
+                .iter()
+                .map(|e| (e.starts.as_slice(), e.runs.as_slice())),
+        );
+        let (starts, runs) = rle::union(&parts)?;
+        for e in &extra {
+            merge_box(&mut o.bbox, &e.bbox);
+        }
+        o.area = runs.iter().sum();
+        o.starts = starts;
+        o.runs = runs;
+    }
+    Ok(out)
+}
+
+/// The plane a stack is sliced along (spec §5.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plane {
+    /// `vol[i, :, :]`, slices `(H, W)`.
+    Xy,
+    /// `vol[:, i, :]`, slices `(D, W)`.
+    Xz,
+    /// `vol[:, :, i]`, slices `(D, H)`.
+    Yz,
+}
+
+impl Plane {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "xy" => Ok(Plane::Xy),
+            "xz" => Ok(Plane::Xz),
+            "yz" => Ok(Plane::Yz),
+            other => Err(Error::invalid(
+                "plane",
+                format!("unknown plane {other:?}; use \"xy\", \"xz\" or \"yz\""),
+            )),
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Plane::Xy => "xy",
+            Plane::Xz => "xz",
+            Plane::Yz => "yz",
+        }
+    }
+    /// The volume axis slices are taken along.
+    pub fn axis(self) -> usize {
+        match self {
+            Plane::Xy => 0,
+            Plane::Xz => 1,
+            Plane::Yz => 2,
+        }
+    }
+    /// `(number of slices, slice shape)` of a `(D, H, W)` volume.
+    pub fn slicing(self, shape: [usize; 3]) -> (usize, (usize, usize)) {
+        let [d, h, w] = shape;
+        match self {
+            Plane::Xy => (d, (h, w)),
+            Plane::Xz => (h, (d, w)),
+            Plane::Yz => (w, (d, h)),
+        }
+    }
+}
+
+/// A 3D object being assembled from slices.
+#[derive(Debug, Clone)]
+struct Track {
+    label: u64,
+    bbox: [i64; 6],
+    count: i64,
+    starts: Vec<i64>,
+    runs: Vec<i64>,
+}
+
+/// The 3D objects of one class, keyed by label in first-seen order (spec §1.6).
+#[derive(Debug, Clone)]
+pub struct Tracker {
+    pub class_id: u32,
+    shape: [usize; 3],
+    plane: Plane,
+    tracks: Vec<Track>,
+    index: IdMap<u64, usize>,
+}
+
+/// Finished 3D objects in tracker order: labels, boxes `(z1, y1, x1, z2, y2, x2)`, sizes and
+/// runs sorted by start.
+pub type Objects3d = crate::rle::RleObjects;
+
+impl Tracker {
+    pub fn new(class_id: u32, shape: [usize; 3], plane: Plane) -> Self {
+        Tracker {
+            class_id,
+            shape,
+            plane,
+            tracks: Vec::new(),
+            index: IdMap::default(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.tracks.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.tracks.is_empty()
+    }
+
+    /// Adds the objects of slice `index` of the tracker's plane.
+    pub fn update(&mut self, objects: &[Object2d], index: usize) {
+        let [_, h, w] = self.shape;
+        let (hw, w) = ((h * w) as i64, w as i64);
+        let h = h as i64;
+        let idx = index as i64;
+        for o in objects {
+            let [r1, c1, r2, c2] = o.bbox;
+            let bbox = match self.plane {
+                Plane::Xy => [idx, r1, c1, idx + 1, r2, c2],
+                Plane::Xz => [r1, idx, c1, r2, idx + 1, c2],
+                Plane::Yz => [r1, c1, idx, r2, c2, idx + 1],
+            };
+            let k = *self.index.entry(o.label).or_insert_with(|| {
+                self.tracks.push(Track {
+                    label: o.label,
+                    bbox,
+                    count: 0,
+                    starts: Vec::new(),
+                    runs: Vec::new(),
+                });
+                self.tracks.len() - 1
+            });
+            let t = &mut self.tracks[k];
+            for a in 0..3 {
+                t.bbox[a] = t.bbox[a].min(bbox[a]);
+                t.bbox[a + 3] = t.bbox[a + 3].max(bbox[a + 3]);
+            }
+            t.count += o.area;
+            match self.plane {
+                Plane::Xy => {
+                    t.starts.extend(o.starts.iter().map(|s| s + idx * hw));
+                    t.runs.extend_from_slice(&o.runs);
+                }
+                Plane::Xz => {
+                    // Slice rows are z, columns x; a 2D run may wrap from one row into the
+                    // next, which is not contiguous in the volume: split it at row ends.
+                    for (&s, &r) in o.starts.iter().zip(&o.runs) {
+                        let (mut s, mut r) = (s, r);
+                        while r > 0 {
+                            let (z, x) = (s / w, s % w);
+                            let take = r.min(w - x);
+                            t.starts.push(z * hw + idx * w + x);
+                            t.runs.push(take);
+                            s += take;
+                            r -= take;
+                        }
+                    }
+                }
+                Plane::Yz => {
+                    // Rows are z, columns y: every pixel is its own voxel run; re-encoded
+                    // at finish.
+                    for (&s, &r) in o.starts.iter().zip(&o.runs) {
+                        for p in s..s + r {
+                            let (z, y) = (p / h, p % h);
+                            t.starts.push(z * hw + y * w + idx);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Drops objects with fewer than `min_size` voxels or a box shorter than `min_extent`
+    /// along any axis (spec §5.6), keeping the order of the rest.
+    pub fn filter(&mut self, min_size: i64, min_extent: i64) {
+        self.tracks.retain(|t| {
+            t.count >= min_size && (0..3).all(|a| t.bbox[a + 3] - t.bbox[a] >= min_extent)
+        });
+        self.index = self
+            .tracks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.label, i))
+            .collect();
+    }
+
+    /// The objects in tracker order, runs sorted (and yz pixels re-encoded into runs).
+    pub fn finish(self) -> Result<Objects3d> {
+        let mut out = Objects3d {
+            ndim: 3,
+            offsets: vec![0],
+            ..Default::default()
+        };
+        for mut t in self.tracks {
+            let (starts, runs) = match self.plane {
+                Plane::Yz => {
+                    t.starts.sort_unstable();
+                    rle::from_indices(&t.starts)?
+                }
+                _ => {
+                    let mut pairs: Vec<(i64, i64)> = t.starts.into_iter().zip(t.runs).collect();
+                    pairs.sort_unstable();
+                    pairs.into_iter().unzip()
+                }
+            };
+            out.ids.push(t.label);
+            out.boxes.extend_from_slice(&t.bbox);
+            out.counts.push(t.count);
+            out.starts.extend_from_slice(&starts);
+            out.runs.extend_from_slice(&runs);
+            out.offsets.push(out.starts.len() as i64);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn brute_force(cost: &[f64], nr: usize, nc: usize) -> f64 {
+        // Best total over every injective map of the smaller side into the larger.
+        fn rec(
+            cost: &[f64],
+            nr: usize,
+            nc: usize,
+            row: usize,
+            used: &mut Vec<bool>,
+            acc: f64,
+            best: &mut f64,
+        ) {
+            let k = nr.min(nc);
+            let assigned = used.iter().filter(|u| **u).count();
+            if assigned == k {
+                *best = best.max(acc);
+                return;
+            }
+            if row == nr {
+                return;
+            }
+            // Either leave this row unassigned (when rows outnumber columns) or assign it.
+            if nr - row > k - assigned {
+                rec(cost, nr, nc, row + 1, used, acc, best);
+            }
+            for j in 0..nc {
+                if !used[j] {
+                    used[j] = true;
+                    rec(cost, nr, nc, row + 1, used, acc + cost[row * nc + j], best);
+                    used[j] = false;
+                }
+            }
+        }
+        let mut best = f64::NEG_INFINITY;
+        rec(cost, nr, nc, 0, &mut vec![false; nc], 0.0, &mut best);
+        best
+    }
+
+    #[test]
+    fn assignment_is_optimal_on_small_matrices() {
+        let mut seed = 7u64;
+        for trial in 0..400 {
+            let nr = 1 + trial % 5;
+            let nc = 1 + (trial / 5) % 5;
+            let cost: Vec<f64> = (0..nr * nc)
+                .map(|_| {
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    // Few distinct values: many ties.
+                    ((seed >> 33) % 4) as f64 / 4.0
+                })
+                .collect();
+            let (rows, cols) = linear_sum_assignment(&cost, nr, nc, true).unwrap();
+            assert_eq!(rows.len(), nr.min(nc));
+            let mut seen = vec![false; nc];
+            for &c in &cols {
+                assert!(!seen[c]);
+                seen[c] = true;
+            }
+            assert!(rows.windows(2).all(|w| w[0] < w[1]));
+            let total: f64 = rows
+                .iter()
+                .zip(&cols)
+                .map(|(&r, &c)| cost[r * nc + c])
+                .sum();
+            let best = brute_force(&cost, nr, nc);
+            assert!((total - best).abs() < 1e-12, "{total} vs {best}");
+        }
+    }
+
+    #[test]
+    fn assignment_rejects_nan() {
+        assert!(linear_sum_assignment(&[f64::NAN], 1, 1, true).is_err());
+        assert!(linear_sum_assignment(&[1.0], 1, 2, true).is_err());
+    }
+
+    fn obj(label: u64, bbox: [i64; 4], starts: Vec<i64>, runs: Vec<i64>) -> Object2d {
+        let area = runs.iter().sum();
+        Object2d {
+            label,
+            bbox,
+            area,
+            starts,
+            runs,
+        }
+    }
+
+    #[test]
+    fn split_pieces_merge_into_the_target_label() {
+        let p = MatchParams {
+            class_id: 1,
+            label_divisor: 100,
+            merge_iou_thr: 0.25,
+            merge_ioa_thr: 0.25,
+        };
+        // 1 x 10 slice: target covers 0..8, the match has two pieces 0..3 and 5..8.
+        let target = vec![obj(101, [0, 0, 1, 8], vec![0], vec![8])];
+        let objects = vec![
+            obj(101, [0, 0, 1, 3], vec![0], vec![3]),
+            obj(102, [0, 5, 1, 8], vec![5], vec![3]),
+        ];
+        let mut next = 102;
+        let out = match_slice(&target, objects, &p, &mut next, true).unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].label, 101);
+        assert_eq!(
+            (out[0].starts.clone(), out[0].runs.clone()),
+            (vec![0, 5], vec![3, 3])
+        );
+        assert_eq!(out[0].bbox, [0, 0, 1, 8]);
+        assert_eq!(next, 102);
+    }
+
+    #[test]
+    fn trackers_place_slices_in_the_volume() {
+        // Volume (2, 3, 4); one object per plane, index 1.
+        let o = obj(5, [0, 1, 2, 3], vec![1, 5], vec![2, 2]);
+        let mut t = Tracker::new(1, [2, 3, 4], Plane::Xy);
+        t.update(std::slice::from_ref(&o), 1);
+        let r = t.finish().unwrap();
+        assert_eq!(r.starts, vec![13, 17]);
+        assert_eq!(r.boxes, vec![1, 0, 1, 2, 2, 3]);
+        // xz: slice (D=2, W=4); a run wrapping from row 0 into row 1 splits.
+        let o = obj(5, [0, 0, 2, 4], vec![3], vec![2]);
+        let mut t = Tracker::new(1, [2, 3, 4], Plane::Xz);
+        t.update(std::slice::from_ref(&o), 2);
+        let r = t.finish().unwrap();
+        assert_eq!((r.starts, r.runs), (vec![11, 20], vec![1, 1]));
+        // yz: slice (D=2, H=3); pixel (z=1, y=0) and (z=1, y=1) at x=3.
+        let o = obj(5, [1, 0, 2, 2], vec![3], vec![2]);
+        let mut t = Tracker::new(1, [2, 3, 4], Plane::Yz);
+        t.update(std::slice::from_ref(&o), 3);
+        let r = t.finish().unwrap();
+        assert_eq!((r.starts, r.runs), (vec![15, 19], vec![1, 1]));
+        assert_eq!(r.boxes, vec![1, 0, 3, 2, 2, 4]);
+    }
+}
