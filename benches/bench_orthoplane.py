@@ -62,8 +62,9 @@ def reference(shape, outs, segs, min_size=500, min_extent=5):
     t0 = time.perf_counter()
     for p in PLANES:
         m = outs[p]
-        reference_stack(m.sem, m.ctr_hmp, m.offsets, shape, p, min_size=min_size,
-                        min_extent=min_extent)
+        reference_stack(
+            m.sem, m.ctr_hmp, m.offsets, shape, p, min_size=min_size, min_extent=min_extent
+        )
     t1 = time.perf_counter()
     reference_consensus(segs, 1, True, min_size=min_size, min_extent=min_extent)
     t2 = time.perf_counter()
@@ -73,7 +74,7 @@ def reference(shape, outs, segs, min_size=500, min_extent=5):
 def peak_rss_mb(n: int) -> float:
     """VmHWM rise of a fresh process running ours at n³, over its baseline with inputs."""
     code = f"""
-import sys; sys.path.insert(0, {str(ROOT / 'benches')!r}); sys.path.insert(0, {str(ROOT)!r})
+import sys; sys.path.insert(0, {str(ROOT / "benches")!r}); sys.path.insert(0, {str(ROOT)!r})
 from bench_orthoplane import outputs, ours
 def hwm():
     for line in open('/proc/self/status'):
@@ -95,8 +96,10 @@ def main() -> None:
     ap.add_argument("--no-memory", action="store_true")
     args = ap.parse_args()
     print(f"machine: {machine()}\n")
-    print("| volume | objects (consensus) | ours: stacks + consensus = total s | "
-          "reference: stacks + consensus = total s | ratio | our peak extra RSS |")
+    print(
+        "| volume | objects (consensus) | ours: stacks + consensus = total s | "
+        "reference: stacks + consensus = total s | ratio | our peak extra RSS |"
+    )
     print("|---|---|---|---|---|---|")
     last = None
     for n in args.sizes:
