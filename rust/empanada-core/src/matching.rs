@@ -219,6 +219,65 @@ fn merge_box(a: &mut [i64; 4], b: &[i64; 4]) {
     a[3] = a[3].max(b[3]);
 }
 
+/// Maximum-IoU assignment of an `n x m` matrix, solved per connected component of its
+/// positive entries.
+///
+/// Pairs across components score 0, and matching keeps only pairs above a positive IoU
+/// threshold, so the pairs that matter are those of the whole-matrix optimum; solving each
+/// component on its own turns one O((n+m)^3) problem per slice into many tiny ones. Only
+/// exact ties between equally good assignments could be resolved differently from SciPy on
+/// the whole matrix. Pairs with IoU 0 are never returned.
+pub fn assign_by_components(iou: &[f64], n: usize, m: usize) -> Result<Vec<(usize, usize)>> {
+    let mut parent: Vec<usize> = (0..n + m).collect();
+    fn root(parent: &mut [usize], mut a: usize) -> usize {
+        while parent[a] != a {
+            parent[a] = parent[parent[a]];
+            a = parent[a];
+        }
+        a
+    }
+    for r in 0..n {
+        for c in 0..m {
+            if iou[r * m + c] > 0.0 {
+                let (a, b) = (root(&mut parent, r), root(&mut parent, n + c));
+                if a != b {
+                    parent[a.max(b)] = a.min(b);
+                }
+            }
+        }
+    }
+    // Members of each component in ascending order: rows first, then columns.
+    let mut members: IdMap<usize, (Vec<usize>, Vec<usize>)> = IdMap::default();
+    for r in 0..n {
+        let k = root(&mut parent, r);
+        members.entry(k).or_default().0.push(r);
+    }
+    for c in 0..m {
+        let k = root(&mut parent, n + c);
+        members.entry(k).or_default().1.push(c);
+    }
+    let mut pairs = Vec::new();
+    let mut comps: Vec<(Vec<usize>, Vec<usize>)> = members
+        .into_values()
+        .filter(|(r, c)| !r.is_empty() && !c.is_empty())
+        .collect();
+    comps.sort_unstable();
+    for (rows, cols) in comps {
+        let sub: Vec<f64> = rows
+            .iter()
+            .flat_map(|&r| cols.iter().map(move |&c| iou[r * m + c]))
+            .collect();
+        let (rr, cc) = linear_sum_assignment(&sub, rows.len(), cols.len(), true)?;
+        for (i, j) in rr.into_iter().zip(cc) {
+            let (r, c) = (rows[i], cols[j]);
+            if iou[r * m + c] > 0.0 {
+                pairs.push((r, c));
+            }
+        }
+    }
+    Ok(pairs)
+}
+
 /// Relabels the objects of one slice against `target` (the previous, already relabelled
 /// slice), as the reference's `RLEMatcher.__call__` (spec §5.4 steps 1–4).
 ///
@@ -250,12 +309,19 @@ pub fn match_slice(
         }
     }
     let mut assigned: Vec<Option<u64>> = vec![None; m];
-    if n > 0 && m > 0 {
+    // A threshold of 0 also accepts the zero-IoU pairs the whole-matrix optimum makes among
+    // leftovers, which only the whole matrix reproduces.
+    let pairs = if p.merge_iou_thr > 0.0 {
+        assign_by_components(&iou, n, m)?
+    } else if n > 0 && m > 0 {
         let (rows, cols) = linear_sum_assignment(&iou, n, m, true)?;
-        for (r, c) in rows.into_iter().zip(cols) {
-            if iou[r * m + c] >= p.merge_iou_thr {
-                assigned[c] = Some(target[r].label);
-            }
+        rows.into_iter().zip(cols).collect()
+    } else {
+        Vec::new()
+    };
+    for (r, c) in pairs {
+        if iou[r * m + c] >= p.merge_iou_thr {
+            assigned[c] = Some(target[r].label);
         }
     }
     let ioa_thr = p.merge_ioa_thr as f32;
@@ -664,5 +730,33 @@ mod tests {
         let r = t.finish().unwrap();
         assert_eq!((r.starts, r.runs), (vec![15, 19], vec![1, 1]));
         assert_eq!(r.boxes, vec![1, 0, 3, 2, 2, 4]);
+    }
+
+    #[test]
+    fn assignment_by_components_equals_the_whole_matrix_optimum() {
+        let mut st = 0x1234_5678_9ABC_DEF1u64;
+        let mut rnd = || {
+            st ^= st << 13;
+            st ^= st >> 7;
+            st ^= st << 17;
+            (st >> 11) as f64 / (1u64 << 53) as f64
+        };
+        for _ in 0..300 {
+            let (n, m) = (1 + (rnd() * 12.0) as usize, 1 + (rnd() * 12.0) as usize);
+            // Sparse positive entries, distinct values (no ties), like IoUs of nearby objects.
+            let iou: Vec<f64> = (0..n * m)
+                .map(|_| if rnd() < 0.2 { rnd() } else { 0.0 })
+                .collect();
+            let (rows, cols) = linear_sum_assignment(&iou, n, m, true).unwrap();
+            let mut whole: Vec<(usize, usize)> = rows
+                .into_iter()
+                .zip(cols)
+                .filter(|&(r, c)| iou[r * m + c] > 0.0)
+                .collect();
+            let mut parts = assign_by_components(&iou, n, m).unwrap();
+            whole.sort_unstable();
+            parts.sort_unstable();
+            assert_eq!(whole, parts, "{n}x{m}: {iou:?}");
+        }
     }
 }
