@@ -6,63 +6,11 @@ use numpy::{IntoPyArray, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
-use crate::errors::{dtype_err, to_py, InvalidArgumentError, ShapeError};
+use crate::errors::{to_py, InvalidArgumentError, ShapeError};
 use crate::kernel::{self, not_contiguous};
 use crate::segmentation::Segmentation;
 
 type Triple = (usize, usize, usize);
-
-const DTYPES: &str = "an integer label dtype (uint8/16/32/64 or int8/16/32/64)";
-
-/// Expands `$body` with `$t` bound to the Rust type of the numpy dtype name `$name`.
-macro_rules! with_dtype {
-    ($name:expr, $param:expr, |$t:ident| $body:block) => {{
-        match $name {
-            "uint8" => {
-                type $t = u8;
-                $body
-            }
-            "uint16" => {
-                type $t = u16;
-                $body
-            }
-            "uint32" => {
-                type $t = u32;
-                $body
-            }
-            "uint64" => {
-                type $t = u64;
-                $body
-            }
-            "int8" => {
-                type $t = i8;
-                $body
-            }
-            "int16" => {
-                type $t = i16;
-                $body
-            }
-            "int32" => {
-                type $t = i32;
-                $body
-            }
-            "int64" => {
-                type $t = i64;
-                $body
-            }
-            other => Err(dtype_err($param, other, DTYPES)),
-        }
-    }};
-}
-
-/// The numpy name of anything `numpy.dtype` accepts ("int32", `np.uint8`, a dtype).
-fn dtype_name(dtype: &Bound<'_, PyAny>) -> PyResult<String> {
-    let np = dtype.py().import("numpy")?;
-    match np.getattr("dtype")?.call1((dtype,)) {
-        Ok(d) => d.getattr("name")?.extract(),
-        Err(_) => Err(dtype_err("dtype", &dtype.repr()?.to_string(), DTYPES)),
-    }
-}
 
 /// Chunk sizes from one int (cubic) or three ints.
 fn chunk_spec(chunks: &Bound<'_, PyAny>) -> PyResult<[usize; 3]> {
@@ -114,14 +62,14 @@ fn paint_block<'py>(
     own_ids: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
     let name = match dtype {
-        Some(d) => dtype_name(d)?,
+        Some(d) => crate::kernel::numpy_dtype_name(d)?,
         None => "int32".to_string(),
     };
     let (origin, block) = (triple("origin", origin)?, triple("shape", shape)?);
     let inner = &seg.inner;
     let c = inner.class(class_id).map_err(to_py)?;
     let ids = core::object_ids(&c.objects, own_ids);
-    with_dtype!(name.as_str(), "dtype", |T| {
+    crate::with_dtype_name!(name.as_str(), "dtype", |T| {
         let out = kernel::run(py, || {
             let n = block.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
             let mut out = vec![T::default(); n.unwrap_or(0)];
@@ -177,10 +125,10 @@ fn paint_into(
         Ok(d) => d.getattr("name")?.extract::<String>()?,
         Err(_) => return Err(kernel::wrong_dtype("out", out, "a numpy integer array")),
     };
-    with_dtype!(name.as_str(), "out", |T| {
+    crate::with_dtype_name!(name.as_str(), "out", |T| {
         let arr = out
             .cast::<PyArrayDyn<T>>()
-            .map_err(|_| kernel::wrong_dtype("out", out, DTYPES))?;
+            .map_err(|_| kernel::wrong_dtype("out", out, kernel::LABEL_DTYPES))?;
         if arr.shape() != inner.shape {
             return Err(ShapeError::new_err(format!(
                 "out: expected shape {:?} (the segmentation's), got {:?}",
@@ -252,13 +200,13 @@ impl ChunkPainter {
     ) -> PyResult<Self> {
         let chunk = chunk_spec(chunks)?;
         let dtype = match dtype {
-            Some(d) => dtype_name(d)?,
+            Some(d) => crate::kernel::numpy_dtype_name(d)?,
             None => "int32".to_string(),
         };
         let s = seg.get();
         let c = s.inner.class(class_id).map_err(to_py)?;
         let ids = core::object_ids(&c.objects, own_ids);
-        with_dtype!(dtype.as_str(), "dtype", |T| {
+        crate::with_dtype_name!(dtype.as_str(), "dtype", |T| {
             core::check_ids::<T>(&ids).map_err(to_py)
         })?;
         let index = kernel::run(py, || {
@@ -313,7 +261,7 @@ impl ChunkPainter {
 
     /// The `i`-th touched chunk, painted (a new array of its block's shape).
     fn paint<'py>(&self, py: Python<'py>, i: usize) -> PyResult<Bound<'py, PyAny>> {
-        with_dtype!(self.dtype.as_str(), "dtype", |T| {
+        crate::with_dtype_name!(self.dtype.as_str(), "dtype", |T| {
             Ok(self.paint_typed::<T>(py, i)?.into_pyarray(py).into_any())
         })
     }

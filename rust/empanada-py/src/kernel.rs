@@ -105,3 +105,64 @@ macro_rules! with_label_array {
         }
     }};
 }
+
+pub const LABEL_DTYPES: &str = "an integer label dtype (uint8/16/32/64 or int8/16/32/64)";
+
+/// Expands `$body` with `$t` bound to the Rust type of the numpy dtype name `$name`.
+#[macro_export]
+macro_rules! with_dtype_name {
+    ($name:expr, $param:expr, |$t:ident| $body:block) => {{
+        match $name {
+            "uint8" => {
+                type $t = u8;
+                $body
+            }
+            "uint16" => {
+                type $t = u16;
+                $body
+            }
+            "uint32" => {
+                type $t = u32;
+                $body
+            }
+            "uint64" => {
+                type $t = u64;
+                $body
+            }
+            "int8" => {
+                type $t = i8;
+                $body
+            }
+            "int16" => {
+                type $t = i16;
+                $body
+            }
+            "int32" => {
+                type $t = i32;
+                $body
+            }
+            "int64" => {
+                type $t = i64;
+                $body
+            }
+            other => Err($crate::errors::dtype_err(
+                $param,
+                other,
+                $crate::kernel::LABEL_DTYPES,
+            )),
+        }
+    }};
+}
+
+/// The numpy name of anything `numpy.dtype` accepts ("int32", `np.uint8`, a dtype).
+pub fn numpy_dtype_name(dtype: &Bound<'_, PyAny>) -> PyResult<String> {
+    let np = dtype.py().import("numpy")?;
+    match np.getattr("dtype")?.call1((dtype,)) {
+        Ok(d) => d.getattr("name")?.extract(),
+        Err(_) => Err(crate::errors::dtype_err(
+            "dtype",
+            &dtype.repr()?.to_string(),
+            LABEL_DTYPES,
+        )),
+    }
+}

@@ -147,29 +147,14 @@ fn rle_decode<'py>(
         )));
     }
     let shape: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
-    let name: String = match dtype {
+    let name = match dtype {
         None => "uint32".to_string(),
-        Some(d) => py
-            .import("numpy")?
-            .call_method1("dtype", (d,))
-            .map_err(|_| crate::kernel::wrong_dtype("dtype", d, "a numpy dtype"))?
-            .getattr("name")?
-            .extract()?,
+        Some(d) => crate::kernel::numpy_dtype_name(d)?,
     };
     let (o, s, r) = (slice(&offsets), slice(&starts), slice(&runs));
-    match name.as_str() {
-        "uint8" => decode_as::<u8>(py, &ids, o, s, r, &shape),
-        "uint16" => decode_as::<u16>(py, &ids, o, s, r, &shape),
-        "uint32" => decode_as::<u32>(py, &ids, o, s, r, &shape),
-        "uint64" => decode_as::<u64>(py, &ids, o, s, r, &shape),
-        "int32" => decode_as::<i32>(py, &ids, o, s, r, &shape),
-        "int64" => decode_as::<i64>(py, &ids, o, s, r, &shape),
-        other => Err(crate::errors::dtype_err(
-            "dtype",
-            other,
-            "one of uint8, uint16, uint32, uint64, int32, int64",
-        )),
-    }
+    crate::with_dtype_name!(name.as_str(), "dtype", |T| {
+        decode_as::<T>(py, &ids, o, s, r, &shape)
+    })
 }
 
 /// Runs of a strictly increasing array of flat indices.
