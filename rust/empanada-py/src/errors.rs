@@ -66,8 +66,14 @@ pub fn to_py(e: Error) -> PyErr {
 }
 
 pub fn dtype_err(param: &str, got: &str, expected: &str) -> PyErr {
+    // A `dtype=` argument is fixed by passing another dtype, an array by converting it.
+    let fix = if param == "dtype" {
+        "pass one of those".to_string()
+    } else {
+        format!("convert with `np.asarray({param}, dtype=...)`")
+    };
     DTypeError::new_err(format!(
-        "{param}: got dtype {got}, expected {expected}; convert with `np.asarray({param}, dtype=...)`"
+        "{param}: got dtype {got}, expected {expected}; {fix}"
     ))
 }
 
