@@ -592,29 +592,13 @@ pub fn panoptic_2d(
     Ok(out)
 }
 
-/// A maximal horizontal run of one thing id: row, columns `[x0, x1)`, value.
-#[derive(Clone, Copy)]
-struct Run<L> {
-    x0: usize,
-    x1: usize,
-    value: L,
-}
-
-fn find_root(parent: &mut [u32], mut a: u32) -> u32 {
-    while parent[a as usize] != a {
-        let g = parent[parent[a as usize] as usize];
-        parent[a as usize] = g;
-        a = g;
-    }
-    a
-}
-
 /// Per thing class, 8-connected multi-label components renumbered `c*L + k`, k = 1.. in
 /// raster order of each component's first pixel (spec §1.4 step 2, §3.8). Pixels outside
 /// every thing class's id range are kept as they are.
 ///
-/// Union-find over horizontal runs: two runs of the same id on adjacent rows join when
-/// their column ranges overlap or touch diagonally.
+/// The components are those of `components::connected_components_into` on the map with
+/// every non-thing pixel cleared; it numbers them in raster order of their first pixel, so
+/// numbering them per class in that order is one more pass.
 pub fn relabel_connected<L: Label>(
     panoptic: ArrayView2<L>,
     thing_list: &[u32],
@@ -635,108 +619,71 @@ pub fn relabel_connected<L: Label>(
     crate::label::check_non_negative("panoptic", src)?;
     let is_thing = |v: L| -> bool {
         let c = v.to_u64() / label_divisor;
-        thing_list.iter().any(|&t| t as u64 == c)
+        !v.is_zero() && thing_list.iter().any(|&t| t as u64 == c)
     };
-
-    let row_runs: Vec<Vec<Run<L>>> = (0..h)
-        .into_par_iter()
-        .map(|y| {
-            let row = &src[y * w..(y + 1) * w];
-            let mut runs = Vec::new();
-            let mut x = 0;
-            while x < w {
-                let v = row[x];
-                let x0 = x;
-                while x < w && row[x] == v {
-                    x += 1;
+    // Labels come in runs: one class test per change of value.
+    let mut last: Option<(L, bool)> = None;
+    let things: Vec<L> = src
+        .iter()
+        .map(|&v| {
+            let keep = match last {
+                Some((u, k)) if u == v => k,
+                _ => {
+                    let k = is_thing(v);
+                    last = Some((v, k));
+                    k
                 }
-                if !v.is_zero() && is_thing(v) {
-                    runs.push(Run {
-                        x0,
-                        x1: x,
-                        value: v,
-                    });
-                }
+            };
+            if keep {
+                v
+            } else {
+                L::default()
             }
-            runs
         })
         .collect();
-    let mut row_start = Vec::with_capacity(h + 1);
-    row_start.push(0usize);
-    for r in &row_runs {
-        row_start.push(row_start.last().unwrap() + r.len());
-    }
-    let runs: Vec<Run<L>> = row_runs.into_iter().flatten().collect();
-    if runs.len() > u32::MAX as usize {
-        return Err(Error::overflow("panoptic", "too many runs for one image"));
-    }
+    let mut comps = vec![0u32; h * w];
+    let things = ndarray::ArrayView2::from_shape((h, w), &things).expect("same size");
+    let n = crate::components::connected_components_into(
+        things.into_dyn(),
+        &mut comps,
+        Some(8),
+        false,
+    )?;
 
-    let mut parent: Vec<u32> = (0..runs.len() as u32).collect();
-    for y in 1..h {
-        let (prev, cur) = (
-            row_start[y - 1]..row_start[y],
-            row_start[y]..row_start[y + 1],
-        );
-        let mut j = prev.start;
-        for i in cur {
-            let r = runs[i];
-            // Previous-row runs that end left of r's diagonal reach can never touch later
-            // runs of this row either.
-            while j < prev.end && runs[j].x1 < r.x0 {
-                j += 1;
-            }
-            let mut k = j;
-            while k < prev.end && runs[k].x0 <= r.x1 {
-                if runs[k].value == r.value {
-                    let (a, b) = (
-                        find_root(&mut parent, i as u32),
-                        find_root(&mut parent, k as u32),
-                    );
-                    if a != b {
-                        // The earlier run stays the root, so roots are first runs in raster order.
-                        let (lo, hi) = if a < b { (a, b) } else { (b, a) };
-                        parent[hi as usize] = lo;
-                    }
-                }
-                k += 1;
-            }
-        }
-    }
-
-    let mut new_value: Vec<L> = vec![L::default(); runs.len()];
-    let mut counters: std::collections::HashMap<u64, u64> = std::collections::HashMap::new();
-    for i in 0..runs.len() {
-        let root = find_root(&mut parent, i as u32) as usize;
-        if root == i {
-            let c = runs[i].value.to_u64() / label_divisor;
-            let k = counters.entry(c).or_insert(0);
-            *k += 1;
-            if *k >= label_divisor {
-                return Err(Error::overflow(
-                    "label_divisor",
-                    format!("class {c} has {label_divisor} or more connected instances; raise label_divisor"),
-                ));
-            }
-            let id = c * label_divisor + *k;
-            if id > L::MAX_U64 {
-                return Err(Error::overflow(
-                    "panoptic",
-                    format!("id {id} does not fit the array's dtype; use a wider integer dtype"),
-                ));
-            }
-            new_value[i] = L::from_u64(id);
-        } else {
-            new_value[i] = new_value[root];
-        }
-    }
-
+    let mut new_value: Vec<Option<L>> = vec![None; n as usize + 1];
+    let mut counters: crate::hash::IdMap<u64, u64> = crate::hash::IdMap::default();
     let mut out = src.to_vec();
-    if w > 0 {
-        out.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
-            for i in row_start[y]..row_start[y + 1] {
-                row[runs[i].x0..runs[i].x1].fill(new_value[i]);
+    for (i, &c) in comps.iter().enumerate() {
+        if c == 0 {
+            continue;
+        }
+        let value = match new_value[c as usize] {
+            Some(v) => v,
+            None => {
+                let class = src[i].to_u64() / label_divisor;
+                let k = counters.entry(class).or_insert(0);
+                *k += 1;
+                if *k >= label_divisor {
+                    return Err(Error::overflow(
+                        "label_divisor",
+                        format!("class {class} has {label_divisor} or more connected instances; raise label_divisor"),
+                    ));
+                }
+                let id = class * label_divisor + *k;
+                if id > L::MAX_U64 {
+                    return Err(Error::overflow(
+                        "panoptic",
+                        format!(
+                            "id {id} does not fit the array's dtype; use a wider integer dtype"
+                        ),
+                    ));
+                }
+                let v = L::from_u64(id);
+                new_value[c as usize] = Some(v);
+                v
             }
-        });
+        };
+        out[i] = value;
     }
     Ok(Array2::from_shape_vec((h, w), out).expect("same size"))
 }
