@@ -10,6 +10,7 @@ use rayon::prelude::*;
 
 use crate::rle::{self, RleObjects};
 use crate::segmentation::{ClassObjects, Segmentation};
+use crate::unionfind::{groups, join};
 use crate::{Error, Result};
 
 /// Clusters whose average cross IoU exceeds this are linked in the cluster graph (§6.2).
@@ -120,39 +121,6 @@ struct Edge {
     b: usize,
     iou: f64,
     overlap: i64,
-}
-
-pub(crate) fn find(parent: &mut [usize], mut a: usize) -> usize {
-    while parent[a] != a {
-        parent[a] = parent[parent[a]];
-        a = parent[a];
-    }
-    a
-}
-
-/// Joins two sets keeping the smaller index as the root, so roots are the first members.
-pub(crate) fn join(parent: &mut [usize], a: usize, b: usize) {
-    let (ra, rb) = (find(parent, a), find(parent, b));
-    if ra != rb {
-        parent[ra.max(rb)] = ra.min(rb);
-    }
-}
-
-/// Groups `0..n` by the union-find `parent`, groups ordered by their smallest member and
-/// members ascending (networkx's `connected_components` order over ascending nodes).
-pub(crate) fn groups(parent: &mut [usize]) -> Vec<Vec<usize>> {
-    let n = parent.len();
-    let mut slot = vec![usize::MAX; n];
-    let mut out: Vec<Vec<usize>> = Vec::new();
-    for i in 0..n {
-        let r = find(parent, i);
-        if slot[r] == usize::MAX {
-            slot[r] = out.len();
-            out.push(Vec::new());
-        }
-        out[slot[r]].push(i);
-    }
-    out
 }
 
 /// Pairs of boxes from different sources whose intersection volume is > 0 (touching boxes

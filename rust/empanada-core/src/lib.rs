@@ -16,6 +16,7 @@ pub mod rle;
 pub mod segmentation;
 pub mod stack;
 pub mod tiles;
+pub mod unionfind;
 
 pub use error::{Error, Result};
 pub use label::Label;

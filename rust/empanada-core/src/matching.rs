@@ -12,6 +12,7 @@
 
 use crate::hash::IdMap;
 use crate::rle;
+use crate::unionfind::{groups, join};
 use crate::{Error, Result};
 
 /// Optimal assignment of rows to columns of a dense `nr x nc` cost matrix (row-major).
@@ -229,39 +230,25 @@ fn merge_box(a: &mut [i64; 4], b: &[i64; 4]) {
 /// the whole matrix. Pairs with IoU 0 are never returned.
 pub fn assign_by_components(iou: &[f64], n: usize, m: usize) -> Result<Vec<(usize, usize)>> {
     let mut parent: Vec<usize> = (0..n + m).collect();
-    fn root(parent: &mut [usize], mut a: usize) -> usize {
-        while parent[a] != a {
-            parent[a] = parent[parent[a]];
-            a = parent[a];
-        }
-        a
-    }
     for r in 0..n {
         for c in 0..m {
             if iou[r * m + c] > 0.0 {
-                let (a, b) = (root(&mut parent, r), root(&mut parent, n + c));
-                if a != b {
-                    parent[a.max(b)] = a.min(b);
-                }
+                join(&mut parent, r, n + c);
             }
         }
     }
-    // Members of each component in ascending order: rows first, then columns.
-    let mut members: IdMap<usize, (Vec<usize>, Vec<usize>)> = IdMap::default();
-    for r in 0..n {
-        let k = root(&mut parent, r);
-        members.entry(k).or_default().0.push(r);
-    }
-    for c in 0..m {
-        let k = root(&mut parent, n + c);
-        members.entry(k).or_default().1.push(c);
-    }
+    // Nodes 0..n are rows, n..n+m columns; members come out ascending.
+    let comps = groups(&mut parent).into_iter().filter_map(|g| {
+        let split = g.partition_point(|&x| x < n);
+        let (rows, cols) = g.split_at(split);
+        (!rows.is_empty() && !cols.is_empty()).then(|| {
+            (
+                rows.to_vec(),
+                cols.iter().map(|&c| c - n).collect::<Vec<_>>(),
+            )
+        })
+    });
     let mut pairs = Vec::new();
-    let mut comps: Vec<(Vec<usize>, Vec<usize>)> = members
-        .into_values()
-        .filter(|(r, c)| !r.is_empty() && !c.is_empty())
-        .collect();
-    comps.sort_unstable();
     for (rows, cols) in comps {
         let sub: Vec<f64> = rows
             .iter()

@@ -9,9 +9,10 @@
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
-use crate::consensus::{box_candidates, groups, join};
+use crate::consensus::box_candidates;
 use crate::label::{check_non_negative, Label};
 use crate::rle::{self, RleObjects};
+use crate::unionfind::{groups, join};
 use crate::{Error, Result};
 
 /// A tile as `(y0, y1, x0, x1)`, half-open.
