@@ -155,7 +155,7 @@ impl Segmentation {
     fn paint(&self, layers: &[(&RleObjects, &[u64])]) -> Result<Array3<i32>> {
         let mut out = vec![0i32; voxels(self.shape)?];
         for (o, ids) in layers {
-            rle::paint(ids, &o.offsets, &o.starts, &o.runs, &mut out)?;
+            crate::chunks::paint_volume(o, ids, self.shape, &mut out)?;
         }
         Ok(Array3::from_shape_vec(self.shape, out).expect("size matches shape"))
     }
