@@ -70,7 +70,6 @@ def _register(
     config: dict[str, Any],
     model: str | None,
     quantized: str | None,
-    overwrite: bool,
 ) -> Path:
     if model is not None:
         config["model"] = model
@@ -125,7 +124,6 @@ def register_model(
         config,
         None if model is None else _local_or_url(model),
         None if quantized is None else _local_or_url(quantized),
-        overwrite,
     )
 
 
@@ -261,7 +259,7 @@ def import_model(archive: str | os.PathLike[str], name: str | None = None) -> st
                     raise
                 written.append(target)
                 config[key] = str(target)
-            written.append(_register(final, config, None, None, overwrite=False))
+            written.append(_register(final, config, None, None))
         except BaseException:
             for path in written:
                 path.unlink(missing_ok=True)

@@ -28,11 +28,17 @@ def load_module(path: Path, device: torch.device) -> torch.nn.Module:
     return module.eval()
 
 
+def quantized_engine() -> str:
+    """The active quantized CPU engine (``"none"`` on builds without one, e.g. some macOS
+    wheels, where quantized models cannot run)."""
+    return str(torch.backends.quantized.engine)
+
+
 def quantized_available(config: dict[str, Any]) -> bool:
     """The config names a quantized model that is a URL or an existing file, and this
     PyTorch has a quantized CPU engine."""
     loc = config.get("model_quantized")
-    if not loc or torch.backends.quantized.engine == "none":
+    if not loc or quantized_engine() == "none":
         return False
     return is_url(loc) or Path(loc).is_file()
 
