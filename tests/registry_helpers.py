@@ -15,7 +15,9 @@ from empanada_rs.registry import fetch, paths
 
 
 class TinyModel(torch.nn.Module):
-    """A 1x1 conv standing in for a segmentation model; ``kind`` tells files apart."""
+    """A 1x1 conv at 1/4 resolution standing in for a segmentation model, with the output
+    sizes of the contract (sem_logits at H/4 * 2^render_steps, instance maps at H or H/4);
+    ``kind`` tells files apart."""
 
     def __init__(self, kind: int, n_classes: int = 1) -> None:
         super().__init__()
@@ -26,9 +28,15 @@ class TinyModel(torch.nn.Module):
     def forward(
         self, x: torch.Tensor, render_steps: int = 2, interpolate_ins: bool = True
     ) -> dict[str, torch.Tensor]:
-        y = self.conv(x)
+        y = self.conv(torch.nn.functional.avg_pool2d(x, 4))
         c = self.n_classes
-        return {"sem_logits": y[:, :c], "ctr_hmp": y[:, c : c + 1], "offsets": y[:, c + 1 :]}
+        h, w = y.shape[2], y.shape[3]
+        scale = int(2**render_steps)
+        sem = torch.nn.functional.interpolate(y[:, :c], size=[h * scale, w * scale])
+        ins = y[:, c:]
+        if interpolate_ins:
+            ins = torch.nn.functional.interpolate(ins, size=[x.shape[2], x.shape[3]])
+        return {"sem_logits": sem, "ctr_hmp": ins[:, :1], "offsets": ins[:, 1:]}
 
 
 def save_model(path: Path, kind: int = 1) -> Path:

@@ -13,7 +13,12 @@ import torch
 import yaml
 
 from empanada_rs.cli import NotFoundError
-from empanada_rs.errors import ConfigError, InvalidArgumentError, OutputExistsError
+from empanada_rs.errors import (
+    ConfigError,
+    EmpanadaError,
+    InvalidArgumentError,
+    OutputExistsError,
+)
 from empanada_rs.inference.runner import ModelHandle
 from empanada_rs.registry import (
     archive_model,
@@ -435,7 +440,9 @@ def test_resolve_model_picks_quantized_only_on_cpu(
     assert not floated.quantized and floated.module.kind == 1 and floated.name == "pair"
     assert resolve_model(auto) is auto
     x = torch.zeros(1, 1, 16, 16)
-    assert set(floated.module(x, 2, True)) == {"sem_logits", "ctr_hmp", "offsets"}
+    out = floated.module(x, 2, True)
+    assert out["sem_logits"].shape == (1, 1, 16, 16) and out["offsets"].shape == (1, 2, 16, 16)
+    assert floated.module(x, 0, False)["ctr_hmp"].shape == (1, 1, 4, 4)
 
 
 def test_resolve_model_falls_back_to_float(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -456,7 +463,7 @@ def test_resolve_model_falls_back_to_float(home: Path, monkeypatch: pytest.Monke
 def test_resolve_model_rejects_a_non_model_file(home: Path) -> None:
     (home / "junk.pth").write_bytes(b"not torchscript")
     cfg = write_yaml(home / "junk.yaml", config_dict("junk.pth"))
-    with pytest.raises(InvalidArgumentError, match="TorchScript"):
+    with pytest.raises(EmpanadaError, match="junk.pth"):
         resolve_model(cfg, device="cpu")
 
 
@@ -530,3 +537,18 @@ def test_interrupted_download_leaves_no_file(home: Path, monkeypatch: pytest.Mon
 def test_model_handle_is_passed_through(home: Path) -> None:
     handle = ModelHandle(module=torch.nn.Identity(), config={})
     assert resolve_model(handle) is handle
+
+
+def test_package_data_is_not_gitignored() -> None:
+    """maturin leaves gitignored files out of the wheel: configs and weights must not be."""
+    import shutil
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    if shutil.which("git") is None or not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    probes = ["python/empanada_rs/configs/X.yaml", "python/empanada_rs/weights/X.pth"]
+    result = subprocess.run(
+        ["git", "-C", str(root), "check-ignore", *probes], capture_output=True, text=True
+    )
+    assert result.stdout.strip() == "", f"ignored package data: {result.stdout}"

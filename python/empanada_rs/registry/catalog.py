@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -60,13 +61,13 @@ def find_model(name: str) -> ModelEntry:
     return models[name]
 
 
-def _looks_like_path(ref: str | Path) -> bool:
-    if isinstance(ref, Path):
+def _looks_like_path(ref: str | os.PathLike[str]) -> bool:
+    if not isinstance(ref, str):
         return True
     return ref.endswith((".yaml", ".yml")) or "/" in ref or "\\" in ref
 
 
-def config_location(name_or_path: str | Path) -> tuple[str, Path]:
+def config_location(name_or_path: str | os.PathLike[str]) -> tuple[str, Path]:
     """``(name, config path)`` for a registry name or a path to a ``.yaml`` config."""
     if _looks_like_path(name_or_path):
         path = Path(name_or_path).expanduser()
@@ -77,7 +78,7 @@ def config_location(name_or_path: str | Path) -> tuple[str, Path]:
     return entry.name, entry.config_path
 
 
-def load_config(name_or_path: str | Path) -> dict[str, Any]:
+def load_config(name_or_path: str | os.PathLike[str]) -> dict[str, Any]:
     """The validated config (spec §9.2) of a registered model or of a ``.yaml`` file.
 
     Local ``model`` / ``model_quantized`` paths come back absolute (relative ones resolve

@@ -210,7 +210,7 @@ def validate_config(config: dict[str, Any], *, source: str = "config") -> dict[s
         if finetune.get("dataset_class") == "PanopticDataset":
             params = finetune.get("dataset_params")
             divisor = params.get("label_divisor") if isinstance(params, Mapping) else None
-            if not _is_int(divisor) or divisor < 1:
+            if not isinstance(divisor, int) or isinstance(divisor, bool) or divisor < 1:
                 raise ConfigError(
                     f"{where}: 'FINETUNE.dataset_params.label_divisor' must be a positive "
                     f"integer for a PanopticDataset, got {divisor!r}; e.g. 'label_divisor: 1000'"

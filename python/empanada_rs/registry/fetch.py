@@ -15,6 +15,7 @@ import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path, PurePosixPath
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 from empanada_rs.registry import paths
@@ -24,7 +25,7 @@ from empanada_rs.registry.config import is_url
 TIMEOUT_S = 30.0
 
 
-def _open(url: str, method: str, timeout: float) -> urllib.request.addinfourl:
+def _open(url: str, method: str, timeout: float) -> Any:
     request = urllib.request.Request(url, method=method, headers={"User-Agent": "empanada-rs"})
     context = ssl.create_default_context()  # verifies certificates and host names
     return urllib.request.urlopen(request, timeout=timeout, context=context)  # noqa: S310
