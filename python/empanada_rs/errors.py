@@ -17,6 +17,10 @@ class OutputExistsError(EmpanadaError):
     """A writer's output already exists; pass ``overwrite=True`` to replace it."""
 
 
+class ModelError(EmpanadaError):
+    """A model file is missing, is not TorchScript, or breaks the model contract (spec §2)."""
+
+
 __all__ = [
     "ContiguityError",
     "DTypeError",
@@ -24,6 +28,7 @@ __all__ = [
     "InternalError",
     "InvalidArgumentError",
     "LabelOverflowError",
+    "ModelError",
     "NonFiniteError",
     "OutputExistsError",
     "ShapeError",
