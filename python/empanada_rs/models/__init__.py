@@ -9,6 +9,7 @@ from empanada_rs.models.bifpn import PanopticBiFPN, PanopticBiFPNPR
 from empanada_rs.models.build import ARCHITECTURES, build_model
 from empanada_rs.models.deeplab import PanopticDeepLab, PanopticDeepLabPR
 from empanada_rs.models.export import load_model, save_model, script_model, validate_model
+from empanada_rs.models.quantize import default_backend, quantize_model
 from empanada_rs.models.resnet import ENCODERS
 
 __all__ = [
@@ -19,7 +20,9 @@ __all__ = [
     "PanopticDeepLab",
     "PanopticDeepLabPR",
     "build_model",
+    "default_backend",
     "load_model",
+    "quantize_model",
     "save_model",
     "script_model",
     "validate_model",
