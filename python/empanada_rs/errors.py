@@ -21,6 +21,10 @@ class OutputExistsError(EmpanadaError):
     """A writer's output already exists; pass ``overwrite=True`` to replace it."""
 
 
+class ModelError(EmpanadaError):
+    """A model file is missing, is not TorchScript, or breaks the model contract (spec §2)."""
+
+
 __all__ = [
     "ConfigError",
     "ContiguityError",
@@ -29,6 +33,7 @@ __all__ = [
     "InternalError",
     "InvalidArgumentError",
     "LabelOverflowError",
+    "ModelError",
     "NonFiniteError",
     "OutputExistsError",
     "ShapeError",
