@@ -92,10 +92,13 @@ class Params2D:
             return int(v)
 
         render_steps_for(integer("downsampling", 1))
-        for name in ("confidence_thr", "center_confidence_thr"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
-                raise InvalidArgumentError(f"{name}: {v!r} is not a number in [0, 1]")
+        v = self.confidence_thr
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
+            raise InvalidArgumentError(f"confidence_thr: {v!r} is not a number in [0, 1]")
+        v = self.center_confidence_thr
+        # the heatmap is a raw regression (spec §2.2), so any finite threshold is meaningful
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise InvalidArgumentError(f"center_confidence_thr: {v!r} is not a finite number")
         integer("center_min_distance", 1)
         integer("label_divisor", 2)
         t = integer("tile_size", 0)
@@ -282,8 +285,8 @@ class Engine2D:
                 interpolate_ins=p.fine_boundaries,
             )
             self._model_s += time.perf_counter() - t0
-            for inp, o in zip(pending, outs, strict=True):
-                yield panoptic_2d(
+            maps = [
+                panoptic_2d(
                     o.sem,
                     o.ctr_hmp,
                     o.offsets,
@@ -296,10 +299,13 @@ class Engine2D:
                     upsampling=p.downsampling,
                     crop=inp.crop,
                 )
+                for inp, o in zip(pending, outs, strict=True)
+            ]
             done += len(pending)
+            pending.clear()
             if progress is not None:
                 progress(done, total)
-            pending.clear()
+            yield from maps
 
         for inp in inputs:
             if pending and (

@@ -73,22 +73,33 @@ def _as_polygons(polygons: Any) -> list[npt.NDArray[np.float64]]:
 def _fill_polygon(
     poly: npt.NDArray[np.float64], y0: int, x0: int, mask: npt.NDArray[np.bool_]
 ) -> None:
-    """Even-odd fill of the pixel centres ``(y, x)`` (integer coordinates) inside ``poly``,
-    or'ed into ``mask`` whose top-left pixel is ``(y0, x0)``. One row at a time: the
-    crossings of that row with the polygon's edges, sorted, bound the inside spans."""
+    """Fill of the pixel centres ``(y, x)`` (integer coordinates) inside ``poly`` or on
+    its outline (as ``skimage.draw.polygon``, which the reference uses), or'ed into
+    ``mask`` whose top-left pixel is ``(y0, x0)``. One row at a time: the crossings of that
+    row with the polygon's edges, sorted, bound the inside spans (even-odd rule)."""
     ya, xa = poly[:, 0], poly[:, 1]
     yb, xb = np.roll(ya, -1), np.roll(xa, -1)
+    flat = ya == yb
     cols = np.arange(x0, x0 + mask.shape[1], dtype=np.float64)
     for r in range(mask.shape[0]):
         y = float(y0 + r)
+        row = mask[r]
         crosses = (ya > y) != (yb > y)
-        if not crosses.any():
-            continue
-        t = (y - ya[crosses]) / (yb[crosses] - ya[crosses])
-        xs = np.sort(xa[crosses] + t * (xb[crosses] - xa[crosses]))
-        # a pixel is inside when an odd number of crossings lie to its right
-        right = xs.size - np.searchsorted(xs, cols, side="right")
-        mask[r] |= (right & 1).astype(bool)
+        if crosses.any():
+            t = (y - ya[crosses]) / (yb[crosses] - ya[crosses])
+            xs = np.sort(xa[crosses] + t * (xb[crosses] - xa[crosses]))
+            # a pixel is inside when an odd number of crossings lie to its right
+            right = xs.size - np.searchsorted(xs, cols, side="right")
+            row |= (right & 1).astype(bool)
+        # pixel centres on the outline: sloped edges through this row, flat edges on it
+        on = ~flat & (np.minimum(ya, yb) <= y) & (np.maximum(ya, yb) >= y)
+        if on.any():
+            t = (y - ya[on]) / (yb[on] - ya[on])
+            xe = xa[on] + t * (xb[on] - xa[on])
+            row |= np.isin(cols, xe)
+        for i in np.flatnonzero(flat & (ya == y)):
+            lo, hi = min(xa[i], xb[i]), max(xa[i], xb[i])
+            row |= (cols >= lo) & (cols <= hi)
 
 
 def polygon_region(polygons: Any, shape: tuple[int, int]) -> Region:
