@@ -195,7 +195,8 @@ def _check_image2d(image: Any, name: str = "image") -> npt.NDArray[Any]:
     arr = np.asarray(image)
     if arr.ndim != 2:
         hint = (
-            "; pass batch=True for a stack of unrelated images, or segment_3d for a volume"
+            "; pass batch=True (CLI: --batch) for a stack of unrelated images, or use "
+            "segment_3d for a volume"
             if arr.ndim == 3
             else ""
         )
