@@ -48,9 +48,8 @@ def read_image(path: Path) -> npt.NDArray[Any]:
         from PIL import Image
 
         with Image.open(path) as im:
-            if im.mode not in ("L", "I", "I;16", "F"):
-                im = im.convert("L")
-            return np.asarray(im)
+            grey = im if im.mode in ("L", "I", "I;16", "F") else im.convert("L")
+            return np.asarray(grey)
     if suffix == ".npy":
         return np.load(path, allow_pickle=False)
     raise InvalidArgumentError(
@@ -131,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
             viewport = tuple(args.viewport) if args.viewport else None
             result = engine.segment(image, viewport=viewport, progress=tick)
     write_labels(out, result.labels, args.overwrite)
-    summary = {
+    summary: dict[str, Any] = {
         "input": str(image_path),
         "output": str(out),
         "model": handle.name,

@@ -457,7 +457,8 @@ class Engine2D:
                 )
             ims = [_check_image2d(im, f"images[{i}]") for i, im in enumerate(images)]
         else:
-            ims = [_check_image2d(im, f"images[{i}]") for i, im in enumerate(images)]
+            seq: Sequence[Any] = images  # type: ignore[assignment]
+            ims = [_check_image2d(im, f"images[{i}]") for i, im in enumerate(seq)]
         if not ims:
             raise ShapeError("images: the batch is empty; pass at least one image")
         maps = self._segment_images(ims, progress)
@@ -564,4 +565,10 @@ def segment_2d(
                 "segment those images one at a time"
             )
         return engine.segment_batch(image, progress=progress)  # type: ignore[arg-type]
-    return engine.segment(image, viewport=viewport, polygons=polygons, out=out, progress=progress)
+    return engine.segment(
+        image,  # type: ignore[arg-type]
+        viewport=viewport,
+        polygons=polygons,
+        out=out,
+        progress=progress,
+    )
