@@ -13,11 +13,16 @@ from empanada_rs._core import (
 )
 
 
+class ConfigError(EmpanadaError):
+    """A model config (spec §9.2) is unreadable, lacks a key or holds a wrong value."""
+
+
 class OutputExistsError(EmpanadaError):
     """A writer's output already exists; pass ``overwrite=True`` to replace it."""
 
 
 __all__ = [
+    "ConfigError",
     "ContiguityError",
     "DTypeError",
     "EmpanadaError",
