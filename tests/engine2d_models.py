@@ -29,10 +29,11 @@ class BlobModel(torch.nn.Module):
     ) -> dict[str, torch.Tensor]:
         h, w = x.shape[-2], x.shape[-1]
         logits = 20.0 * (x - 0.5)
-        size = (h // 4 * 2**render_steps, w // 4 * 2**render_steps)
+        scale = int(2**render_steps)
+        sh, sw = h // 4 * scale, w // 4 * scale
         sem = logits
-        if size != (h, w):
-            sem = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+        if sh != h or sw != w:
+            sem = F.interpolate(logits, size=[sh, sw], mode="bilinear", align_corners=False)
         ctr = torch.sigmoid(logits)
         for _ in range(2):
             ctr = F.avg_pool2d(ctr, 9, 1, 4)

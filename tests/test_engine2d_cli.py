@@ -122,3 +122,30 @@ def test_missing_and_unreadable_inputs(tmp_path, capsys):
     np.save(stack, np.zeros((2, 8, 8), np.uint8))
     assert main(["segment2d", str(stack), "--no-progress"]) == ExitCode.BAD_INPUT
     assert "batch=True" in capsys.readouterr().err
+
+
+def test_end_to_end_with_a_registered_yaml(tmp_path, monkeypatch, capsys):
+    """No resolver stub: a config YAML naming a scripted contract model, through the
+    registry, with a device flag."""
+    import yaml
+
+    from empanada_rs.cli import segment2d as cli2d
+    from empanada_rs.inference.engine2d import resolve_model_handle
+
+    from .engine2d_models import BLOB_CONFIG, BlobModel
+
+    monkeypatch.setattr(cli2d, "resolve_model_handle", resolve_model_handle)
+    monkeypatch.setenv("EMPANADA_RS_HOME", str(tmp_path / "rs-home"))
+    monkeypatch.setenv("EMPANADA_HOME", str(tmp_path / "empanada-home"))
+    torch.jit.save(torch.jit.script(BlobModel()), str(tmp_path / "blob.pth"))
+    config = {**BLOB_CONFIG, "model": str(tmp_path / "blob.pth"), "description": "discs"}
+    (tmp_path / "Blobs.yaml").write_text(yaml.safe_dump(config))
+    img = tmp_path / "img.npy"
+    np.save(img, disc_image((64, 80), [(20, 20), (40, 55)]))
+    args = ["segment2d", str(img), "--model", str(tmp_path / "Blobs.yaml"), "--device", "cpu"]
+    assert main([*args, "--json", "--no-progress", "--no-quantized"]) == ExitCode.OK
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["objects"] == {"blob": 2}
+    assert np.load(summary["output"]).shape == (64, 80)
+    missing = ["segment2d", str(img), "--model", "NoSuchModel", "--overwrite"]
+    assert main(missing) == ExitCode.NOT_FOUND

@@ -27,12 +27,14 @@ OUTPUT_SUFFIXES = (".tif", ".tiff", ".npy")
 
 
 def default_model_name() -> str:
-    try:
-        from empanada_rs import registry
+    """The bundled offline model when it is installed, else MitoNet_v1 (downloads)."""
+    from empanada_rs.registry import list_models
 
-        return str(getattr(registry, "DEFAULT_MODEL", "MitoNet_v1"))
-    except ImportError:
-        return "MitoNet_v1"
+    names = list(list_models())
+    for name in ("PhantomMito_v1", "MitoNet_v1"):
+        if name in names:
+            return name
+    return names[0] if names else "MitoNet_v1"
 
 
 def read_image(path: Path) -> npt.NDArray[Any]:
