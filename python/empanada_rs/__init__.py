@@ -55,6 +55,22 @@ from empanada_rs.io import write_labels_numpy, write_labels_zarr
 
 __version__: str = _core.__version__
 
+#: Public names whose modules import torch: loaded on first use, so ``import empanada_rs``
+#: stays light.
+_LAZY = {
+    "segment_2d": "empanada_rs.inference.engine2d",
+    "Segmentation2D": "empanada_rs.inference.engine2d",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'empanada_rs' has no attribute {name!r}")
+
+
 __all__ = [
     "ChunkPainter",
     "ContiguityError",
@@ -66,6 +82,7 @@ __all__ = [
     "NonFiniteError",
     "OutputExistsError",
     "Segmentation",
+    "Segmentation2D",
     "ShapeError",
     "SliceMedianFilter",
     "StackPipeline",
@@ -96,6 +113,7 @@ __all__ = [
     "rle_iou",
     "rle_union",
     "rle_vote",
+    "segment_2d",
     "stitch_tiles",
     "tile_layout",
     "tile_overlap_rle",
