@@ -54,6 +54,16 @@ from empanada_rs.io import write_labels_numpy, write_labels_zarr
 
 __version__: str = _core.__version__
 
+
+def __getattr__(name: str) -> object:
+    # The engines import torch: load them on first use only.
+    if name == "segment_3d":
+        from empanada_rs.inference.engine3d import segment_3d
+
+        return segment_3d
+    raise AttributeError(f"module 'empanada_rs' has no attribute {name!r}")
+
+
 __all__ = [
     "ChunkPainter",
     "ContiguityError",
