@@ -22,12 +22,12 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy import ndimage
-
 from empanada_rs._core import Segmentation, paint_block, rle_from_indices
 from empanada_rs._core import fill_holes as core_fill_holes
 
-_CROSS = ndimage.generate_binary_structure(3, 1)
+#: The 6-neighbour (face) footprint of the reference's default 3D morphology.
+_CROSS = np.zeros((3, 3, 3), bool)
+_CROSS[1, 1, :] = _CROSS[1, :, 1] = _CROSS[:, 1, 1] = True
 
 
 def _crop(
@@ -39,6 +39,8 @@ def _crop(
 
 
 def _dilate_crop(crop: npt.NDArray[np.int64], n: int) -> npt.NDArray[np.int64]:
+    from scipy import ndimage
+
     cur = crop
     for _ in range(n):
         grown = ndimage.grey_dilation(cur, footprint=_CROSS, mode="constant", cval=0)
@@ -54,6 +56,8 @@ def _object_mask(
     origin, size = _crop(box, margin, shape)
     crop = np.asarray(paint_block(seg, class_id, origin, size, dtype="int64", own_ids=True))
     if op == "erode":
+        from scipy import ndimage
+
         mask = crop == oid
         # Outside the crop is either other voxels of the volume (the 1-voxel margin holds
         # them) or beyond the volume border, which must not erode: border_value=1.
