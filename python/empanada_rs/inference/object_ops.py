@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
 from empanada_rs._core import Segmentation, paint_block, rle_from_indices
 from empanada_rs._core import fill_holes as core_fill_holes
 
