@@ -1,10 +1,10 @@
 """End-to-end 3D stack inference on the CPU: ours (segment_3d) vs the reference's engine
 flow (PanopticDeepLabRenderEngine3d slice by slice, then its matching / tracking / filters
 as `Engine3d.infer_on_axis` + `stack_postprocessing`, see tests/reference_stack.py), with
-the same scripted model (the reference's QuantizablePanopticDeepLabPR, resnet50 encoder, small decoder
+the same scripted model (QuantizablePanopticDeepLabPR, resnet50 encoder, small decoder
 widths, random weights), single plane xy, batch 1 for both.
 
-    PYTHONPATH=python /work/main/.venv/bin/python benches/bench_engine3d.py [--depth 32] [--size 128]
+    PYTHONPATH=python .venv/bin/python benches/bench_engine3d.py [--depth 32] [--size 128]
 """
 
 from __future__ import annotations
