@@ -60,6 +60,8 @@ __version__: str = _core.__version__
 _LAZY = {
     "segment_2d": "empanada_rs.inference.engine2d",
     "Segmentation2D": "empanada_rs.inference.engine2d",
+    "segment_3d": "empanada_rs.inference.engine3d",
+    "Segment3dResult": "empanada_rs.inference.engine3d",
 }
 
 
@@ -82,6 +84,7 @@ __all__ = [
     "NonFiniteError",
     "OutputExistsError",
     "Segmentation",
+    "Segment3dResult",
     "Segmentation2D",
     "ShapeError",
     "SliceMedianFilter",
@@ -114,6 +117,7 @@ __all__ = [
     "rle_union",
     "rle_vote",
     "segment_2d",
+    "segment_3d",
     "stitch_tiles",
     "tile_layout",
     "tile_overlap_rle",

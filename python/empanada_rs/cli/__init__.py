@@ -18,7 +18,7 @@ from typing import Any
 from empanada_rs.errors import EmpanadaError, OutputExistsError
 
 #: Modules under ``empanada_rs.cli`` that provide subcommands.
-SUBCOMMANDS: tuple[str, ...] = ("models", "segment2d")
+SUBCOMMANDS: tuple[str, ...] = ("models", "segment2d", "segment3d")
 
 
 class ExitCode(IntEnum):
