@@ -9,23 +9,20 @@ from typing import Any
 
 import torch
 
-from empanada_rs.errors import InvalidArgumentError
 from empanada_rs.inference.runner import ModelHandle, resolve_device
 from empanada_rs.registry import fetch
 from empanada_rs.registry.catalog import config_location
 from empanada_rs.registry.config import is_url, read_config
 
 
-def load_module(path: Path, device: torch.device) -> torch.nn.Module:
-    """Load a TorchScript model file onto ``device``."""
-    try:
-        module = torch.jit.load(str(path), map_location=device)
-    except (RuntimeError, ValueError) as e:
-        raise InvalidArgumentError(
-            f"model: {path} is not a TorchScript model file ({e}); export the model with "
-            "torch.jit.script/save or fix the config's model path"
-        ) from e
-    return module.eval()
+def load_module(
+    path: Path, device: torch.device, padding_factor: int | None = None
+) -> torch.nn.Module:
+    """Load a TorchScript model file onto ``device``, checking it honours the model contract
+    (:func:`empanada_rs.models.load_model`; raises ``ModelError`` naming the fix)."""
+    from empanada_rs.models import load_model
+
+    return load_model(path, device, padding_factor=padding_factor)
 
 
 def quantized_engine() -> str:
@@ -74,5 +71,7 @@ def resolve_model(
             stacklevel=2,
         )
     location = config["model_quantized"] if quantized else config["model"]
-    module = load_module(fetch.local_file(location), dev)
+    module = load_module(
+        fetch.local_file(location), dev, padding_factor=int(config.get("padding_factor", 16))
+    )
     return ModelHandle(module=module, config=config, name=name, device=dev, quantized=quantized)
