@@ -35,7 +35,7 @@ def _model(arch: str) -> torch.nn.Module:
     model = build_model(arch, encoder="resnet18", encoder_width=16, **kwargs)
     # heads initialised at N(0, 0.001) give ~0 logits; widen them so the masks are non-trivial
     for name, p in model.named_parameters():
-        if "head" in name and p.dim() > 1:
+        if ("head" in name or "decoder" in name) and p.dim() > 1:
             p.data.normal_(0, 0.2)
     model.train()
     with torch.no_grad():  # BN statistics from image-like inputs
