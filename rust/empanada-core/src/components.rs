@@ -123,11 +123,34 @@ struct Linker<'a, T> {
     height: usize,
     nbrs: &'static [Neighbour],
     binary: bool,
+    /// 26-connectivity: a run covered by one same-valued run of an earlier row inherits
+    /// that run's links (see `rows`).
+    cover: bool,
+}
+
+/// Points the larger of `root` and the root of `j` at the smaller.
+#[inline(always)]
+fn join(parent: &mut [u32], base: usize, root: &mut u32, j: usize) {
+    let rk = find(parent, base, j as u32);
+    if rk < *root {
+        parent[*root as usize - base] = rk;
+        *root = rk;
+    } else if rk > *root {
+        parent[rk as usize - base] = *root;
+    }
 }
 
 impl<T: Pixel> Linker<'_, T> {
     /// Links the runs of `rows` to neighbour rows inside `within`; `parent` holds the
     /// runs from index `base` on (a block's own slice, or all runs with `base == 0`).
+    ///
+    /// With 26-connectivity most links are redundant on dense labels: if the run `k` of
+    /// the same value at `(z-1, y)` spans the whole of run `i`, every run of the rows
+    /// `(z-1, y±1)` and `(z, y-1)` that touches `i` also touches `k` and was linked to it
+    /// when its own row (or `k`'s) was scanned, so linking `i` to `k` alone is enough. If
+    /// instead the same-valued run at `(z, y-1)` spans `i`, the runs of `(z-1, y-1)` and
+    /// `(z-1, y)` touching `i` touch it too and only `(z-1, y+1)` is left. This is the
+    /// run-based form of the decision tree of voxel-based labelling.
     fn rows(
         &self,
         parent: &mut [u32],
@@ -137,6 +160,9 @@ impl<T: Pixel> Linker<'_, T> {
     ) {
         let runs = self.runs;
         let height = self.height as isize;
+        // Per neighbour slot (index into `nbrs`): first run, end run, x widening; and the
+        // first run that may still reach the current run.
+        let mut nrows = [(0usize, 0usize, 0u32); 4];
         let mut cursor = [0usize; 4];
         for row in rows {
             let (a0, a1) = (runs.row_off[row], runs.row_off[row + 1]);
@@ -144,10 +170,9 @@ impl<T: Pixel> Linker<'_, T> {
                 continue;
             }
             let (z, y) = ((row / self.height) as isize, (row % self.height) as isize);
-            // Neighbour rows present in the image, as (first run, end run, x widening).
-            let mut nrows = [(0usize, 0usize, 0u32); 4];
-            let mut count = 0;
-            for &(dz, dy, e) in self.nbrs {
+            let mut any = false;
+            for (k, &(dz, dy, e)) in self.nbrs.iter().enumerate() {
+                nrows[k] = (0, 0, e);
                 let (nz, ny) = (z + dz, y + dy);
                 if nz < 0 || ny < 0 || ny >= height {
                     continue;
@@ -157,20 +182,32 @@ impl<T: Pixel> Linker<'_, T> {
                     continue;
                 }
                 let (b0, b1) = (runs.row_off[nrow], runs.row_off[nrow + 1]);
-                if b0 < b1 {
-                    nrows[count] = (b0, b1, e);
-                    cursor[count] = b0;
-                    count += 1;
-                }
+                nrows[k] = (b0, b1, e);
+                cursor[k] = b0;
+                any |= b0 < b1;
             }
-            if count == 0 {
+            if !any {
                 continue;
             }
+            let slots = self.nbrs.len();
             for i in a0..a1 {
                 let (x0, x1) = runs.span[i];
                 let v = runs.value[i];
                 let mut root = find(parent, base, i as u32);
-                for (nb, &(_, b1, e)) in nrows[..count].iter().enumerate() {
+                let mut todo = 0..slots;
+                if self.cover {
+                    // Slots of 26-connectivity: 0 = (z, y-1), 2 = (z-1, y), 3 = (z-1, y+1).
+                    if let Some(k) = self.covering(&nrows[2], &mut cursor[2], x0, x1, v) {
+                        join(parent, base, &mut root, k);
+                        continue;
+                    }
+                    if let Some(k) = self.covering(&nrows[0], &mut cursor[0], x0, x1, v) {
+                        join(parent, base, &mut root, k);
+                        todo = 3..4;
+                    }
+                }
+                for nb in todo {
+                    let (_, b1, e) = nrows[nb];
                     // First neighbour run that may reach x0 (ends, widened by e, after x0).
                     let mut j = cursor[nb];
                     while j < b1 && runs.span[j].1 + e <= x0 {
@@ -179,19 +216,41 @@ impl<T: Pixel> Linker<'_, T> {
                     cursor[nb] = j;
                     while j < b1 && runs.span[j].0 < x1 + e {
                         if self.binary || runs.value[j] == v {
-                            let rk = find(parent, base, j as u32);
-                            if rk < root {
-                                parent[root as usize - base] = rk;
-                                root = rk;
-                            } else if rk > root {
-                                parent[rk as usize - base] = root;
-                            }
+                            join(parent, base, &mut root, j);
                         }
                         j += 1;
                     }
                 }
             }
         }
+    }
+
+    /// The run of neighbour row `nrow` (widening 1) that has value `v` and spans `x0..x1`,
+    /// if there is one; moves `cursor` up to `x0`.
+    #[inline(always)]
+    fn covering(
+        &self,
+        &(_, b1, _): &(usize, usize, u32),
+        cursor: &mut usize,
+        x0: u32,
+        x1: u32,
+        v: T,
+    ) -> Option<usize> {
+        let runs = self.runs;
+        let mut j = *cursor;
+        while j < b1 && runs.span[j].1 < x0 {
+            j += 1;
+        }
+        *cursor = j;
+        // `j` may end exactly at x0 (a diagonal touch); the run containing x0 is next.
+        if j < b1 && runs.span[j].1 == x0 {
+            j += 1;
+        }
+        (j < b1
+            && runs.span[j].0 <= x0
+            && runs.span[j].1 >= x1
+            && (self.binary || runs.value[j] == v))
+            .then_some(j)
     }
 }
 
@@ -316,6 +375,7 @@ pub fn connected_components_into<T: Pixel>(
         height: height as usize,
         nbrs,
         binary,
+        cover: ndim == 3 && conn == 26,
     };
     {
         let mut slices = Vec::with_capacity(nblocks);
