@@ -14,6 +14,7 @@
 use ndarray::{ArrayD, ArrayViewD};
 use rayon::prelude::*;
 
+use crate::rowruns::for_each_run;
 use crate::{Error, Result};
 
 /// The element types a component labelling can read: any integer label, or `bool`.
@@ -52,28 +53,6 @@ struct Runs<T> {
     row_off: Vec<usize>,
 }
 
-/// First index at or after `x` where `differs` holds, or `line.len()`. Tests 16 elements
-/// per step as a bit mask, which compiles to vector compares: label runs are long.
-#[inline(always)]
-fn first_where<T: Pixel>(line: &[T], mut x: usize, differs: impl Fn(T) -> bool) -> usize {
-    const K: usize = 16;
-    while x + K <= line.len() {
-        let chunk: &[T; K] = line[x..x + K].try_into().expect("K elements");
-        let mut mask = 0u32;
-        for (k, &p) in chunk.iter().enumerate() {
-            mask |= (differs(p) as u32) << k;
-        }
-        if mask != 0 {
-            return x + mask.trailing_zeros() as usize;
-        }
-        x += K;
-    }
-    while x < line.len() && !differs(line[x]) {
-        x += 1;
-    }
-    x
-}
-
 fn scan_rows<T: Pixel>(data: &[T], width: usize, binary: bool) -> Runs<T> {
     let zero = T::default();
     let mut runs = Runs {
@@ -82,21 +61,21 @@ fn scan_rows<T: Pixel>(data: &[T], width: usize, binary: bool) -> Runs<T> {
         row_off: Vec::with_capacity(data.len() / width + 1),
     };
     runs.row_off.push(0);
+    let mut bits = Vec::new();
     for line in data.chunks_exact(width) {
-        let mut x = first_where(line, 0, |p| p != zero);
-        while x < width {
-            let v = line[x];
-            let x0 = x;
-            x = if binary {
-                first_where(line, x + 1, |p| p == zero)
-            } else {
-                first_where(line, x + 1, |p| p != v)
-            };
-            runs.span.push((x0 as u32, x as u32));
-            runs.value.push(v);
-            if x < width && line[x] == zero {
-                x = first_where(line, x + 1, |p| p != zero);
+        let (span, value) = (&mut runs.span, &mut runs.value);
+        let push = |x0: usize, x1: usize| {
+            let v = line[x0];
+            if v != zero {
+                span.push((x0 as u32, x1 as u32));
+                value.push(v);
             }
+        };
+        if binary {
+            let same = |a: T, b: T| (a == zero) == (b == zero);
+            for_each_run(line, zero, same, &mut bits, push);
+        } else {
+            for_each_run(line, zero, |a, b| a == b, &mut bits, push);
         }
         runs.row_off.push(runs.span.len());
     }
@@ -254,16 +233,20 @@ impl<T: Pixel> Linker<'_, T> {
     }
 }
 
-/// `dst.fill(v)` with 8-wide stores inline: runs are short, a `memset` call per run costs
-/// more than the stores.
+/// Sets `buf[x0..x1]` to `v` in 8-wide stores that may run up to 7 elements past `x1`
+/// (never past the end of `buf`): runs are short, so neither a `memset` call nor a scalar
+/// tail per run pays, and the caller overwrites what lies past `x1` afterwards.
 #[inline(always)]
-fn set(dst: &mut [u32], v: u32) {
-    let mut chunks = dst.chunks_exact_mut(8);
-    for c in &mut chunks {
-        c.copy_from_slice(&[v; 8]);
-    }
-    for d in chunks.into_remainder() {
-        *d = v;
+fn set(buf: &mut [u32], mut x: usize, x1: usize, v: u32) {
+    while x < x1 {
+        match buf.get_mut(x..x + 8) {
+            Some(c) => c.copy_from_slice(&[v; 8]),
+            None => {
+                buf[x..x1].fill(v);
+                return;
+            }
+        }
+        x += 8;
     }
 }
 
@@ -416,18 +399,24 @@ pub fn connected_components_into<T: Pixel>(
         }
     }
 
-    out.par_chunks_mut(width)
+    // Whole rows per task, painted in order: a row's stores may run past its end into the
+    // next row, which overwrites them.
+    let rows_per_task = (1usize << 14).div_ceil(width);
+    out.par_chunks_mut(width * rows_per_task)
         .enumerate()
-        .with_min_len(64)
-        .for_each(|(row, line)| {
-            let (r0, r1) = (runs.row_off[row], runs.row_off[row + 1]);
-            let mut x = 0;
-            for (&(x0, x1), &v) in runs.span[r0..r1].iter().zip(&id[r0..r1]) {
-                set(&mut line[x..x0 as usize], 0);
-                set(&mut line[x0 as usize..x1 as usize], v);
-                x = x1 as usize;
+        .for_each(|(t, buf)| {
+            for (r, off) in (0..buf.len()).step_by(width).enumerate() {
+                let row = t * rows_per_task + r;
+                let (r0, r1) = (runs.row_off[row], runs.row_off[row + 1]);
+                let mut x = off;
+                for (&(x0, x1), &v) in runs.span[r0..r1].iter().zip(&id[r0..r1]) {
+                    let (x0, x1) = (off + x0 as usize, off + x1 as usize);
+                    set(buf, x, x0, 0);
+                    set(buf, x0, x1, v);
+                    x = x1;
+                }
+                set(buf, x, off + width, 0);
             }
-            set(&mut line[x..], 0);
         });
     Ok(next)
 }

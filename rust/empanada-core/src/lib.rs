@@ -13,6 +13,7 @@ pub mod matching;
 pub mod median;
 pub mod panoptic;
 pub mod rle;
+mod rowruns;
 pub mod segmentation;
 pub mod stack;
 pub mod tiles;
