@@ -7,7 +7,7 @@
 
 use crate::hash::{IdMap, IdSet};
 
-use ndarray::{ArrayD, ArrayViewD, CowArray, IxDyn};
+use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, CowArray, IxDyn};
 use rayon::prelude::*;
 
 use crate::{Error, Label, Result};
@@ -110,10 +110,18 @@ pub(crate) fn zeroed_buffer<T: Copy + Default>(n: usize) -> Vec<T> {
 // ---------------------------------------------------------------------------------------
 // relabel
 
-enum Lut<L> {
+enum Table<L> {
+    /// `table[id]` for every id of a type of at most 16 bits (65536 entries).
+    Full(Vec<L>),
     /// `table[id]` for ids up to `table.len() - 1`.
     Dense(Vec<L>),
     Sparse(IdMap<u64, L>),
+}
+
+/// A relabelling: the table plus what ids missing from it become (`None`: themselves).
+struct Lut<L> {
+    table: Table<L>,
+    fallback: Option<L>,
 }
 
 /// Maps every label through `keys -> values`; labels not among the keys keep their value,
@@ -125,6 +133,84 @@ pub fn relabel<L: Label>(
     default: Option<u64>,
 ) -> Result<ArrayD<L>> {
     let grid = Grid::new(labels)?;
+    check_mapping::<L>(keys, values, default)?;
+    let out = apply_lut(grid.slice(), keys, values, default)?;
+    Ok(ArrayD::from_shape_vec(IxDyn(&grid.shape()), out).expect("shape of the input"))
+}
+
+/// [`relabel`] writing into `out` (C order, as many elements as `labels`) instead of a new
+/// array: a reused buffer saves the page faults of fresh memory, which cost about as much as
+/// the pass itself. Nothing is written when the arguments are rejected.
+pub fn relabel_into<L: Label>(
+    labels: ArrayViewD<'_, L>,
+    keys: &[u64],
+    values: &[u64],
+    default: Option<u64>,
+    out: &mut [L],
+) -> Result<()> {
+    let grid = Grid::new(labels)?;
+    check_mapping::<L>(keys, values, default)?;
+    if out.len() != grid.slice().len() {
+        return Err(Error::shape(
+            "out",
+            format!(
+                "expected {} elements (the shape of labels), got {}",
+                grid.slice().len(),
+                out.len()
+            ),
+        ));
+    }
+    if is_signed::<L>() {
+        grid.check_non_negative()?;
+    }
+    let lut = Lut::<L>::new(keys, values, default, out.len());
+    lut.map(Some(grid.slice()), out);
+    Ok(())
+}
+
+/// [`relabel`] in place on a C-ordered 2D or 3D label array. Nothing is written when the
+/// arguments are rejected.
+pub fn relabel_in_place<L: Label>(
+    mut labels: ArrayViewMutD<'_, L>,
+    keys: &[u64],
+    values: &[u64],
+    default: Option<u64>,
+) -> Result<()> {
+    if labels.ndim() != 2 && labels.ndim() != 3 {
+        return Err(Error::shape(
+            "labels",
+            format!(
+                "expected a 2D (H, W) or 3D (D, H, W) label image, got shape {:?}",
+                labels.shape()
+            ),
+        ));
+    }
+    let data = labels.as_slice_mut().ok_or_else(|| {
+        Error::invalid(
+            "labels",
+            "relabelling in place needs a C-contiguous array; pass a contiguous copy",
+        )
+    })?;
+    check_mapping::<L>(keys, values, default)?;
+    if is_signed::<L>() && any_negative(data) {
+        return Err(negative_labels());
+    }
+    let lut = Lut::<L>::new(keys, values, default, data.len());
+    lut.map(None, data);
+    Ok(())
+}
+
+fn is_signed<L: Label>() -> bool {
+    L::from_u64(u64::MAX).is_negative()
+}
+
+fn any_negative<L: Label>(data: &[L]) -> bool {
+    data.par_chunks(CHUNK)
+        .any(|c| c.iter().fold(false, |a, v| a | v.is_negative()))
+}
+
+/// Unique keys, and values and default that fit the labels' type.
+fn check_mapping<L: Label>(keys: &[u64], values: &[u64], default: Option<u64>) -> Result<()> {
     if keys.len() != values.len() {
         return Err(Error::shape(
             "values",
@@ -135,15 +221,13 @@ pub fn relabel<L: Label>(
             ),
         ));
     }
-    {
-        let mut seen: IdSet<u64> = IdSet::default();
-        for &k in keys {
-            if !seen.insert(k) {
-                return Err(Error::invalid(
-                    "keys",
-                    format!("key {k} appears more than once; keys must be unique"),
-                ));
-            }
+    let mut seen: IdSet<u64> = IdSet::default();
+    for &k in keys {
+        if !seen.insert(k) {
+            return Err(Error::invalid(
+                "keys",
+                format!("key {k} appears more than once; keys must be unique"),
+            ));
         }
     }
     if let Some(&v) = values.iter().find(|&&v| v > L::MAX_U64) {
@@ -166,100 +250,154 @@ pub fn relabel<L: Label>(
             ));
         }
     }
-    let out = apply_lut(grid.slice(), keys, values, default)?;
-    Ok(ArrayD::from_shape_vec(IxDyn(&grid.shape()), out).expect("shape of the input"))
+    Ok(())
 }
 
-/// The relabelling pass; keys beyond the labels' range can never match and are dropped.
+impl<L: Label> Lut<L> {
+    /// The table for `keys -> values`; keys beyond the labels' range can never match and are
+    /// dropped. Dense when the largest key is small (against the `n` labels to map).
+    fn new(keys: &[u64], values: &[u64], default: Option<u64>, n: usize) -> Lut<L> {
+        let pairs: Vec<(u64, L)> = keys
+            .iter()
+            .zip(values)
+            .filter(|(&k, _)| k <= L::MAX_U64)
+            .map(|(&k, &v)| (k, L::from_u64(v)))
+            .collect();
+        let max_key = pairs.iter().map(|p| p.0).max();
+        let fallback = default.map(L::from_u64);
+        let dense_cap = DENSE_LUT_MAX.min((n as u64).saturating_mul(4).max(1 << 16));
+        let table = match max_key {
+            Some(mk) if mk <= dense_cap => {
+                // Small dtypes get a table over the whole 16-bit range so the pass has no
+                // range test.
+                let full = L::MAX_U64 <= u16::MAX as u64;
+                let size = if full { 1 << 16 } else { mk + 1 };
+                let mut table: Vec<L> = match fallback {
+                    Some(f) => vec![f; size as usize],
+                    None => (0..size).map(L::from_u64).collect(),
+                };
+                for &(k, v) in &pairs {
+                    table[k as usize] = v;
+                }
+                if full {
+                    Table::Full(table)
+                } else {
+                    Table::Dense(table)
+                }
+            }
+            _ => Table::Sparse(pairs.into_iter().collect()),
+        };
+        Lut { table, fallback }
+    }
+
+    /// Maps `src` (or `dst` itself when `None`) into `dst`; returns whether a negative label
+    /// was met (those are mapped as if unsigned and must be rejected by the caller).
+    fn map(&self, src: Option<&[L]>, dst: &mut [L]) -> bool {
+        let f = self.fallback;
+        let chunk = |i: Option<&[L]>, o: &mut [L]| match &self.table {
+            Table::Full(t) => {
+                let t: &[L; 1 << 16] = t[..].try_into().expect("65536 entries");
+                map_each(i, o, |v| t[v.to_u64() as usize & 0xffff])
+            }
+            Table::Dense(t) => map_each(i, o, |v| dense_lookup(t, f, v)),
+            Table::Sparse(m) => map_runs(i, o, |v| match m.get(&v.to_u64()) {
+                Some(&r) => r,
+                None => f.unwrap_or(v),
+            }),
+        };
+        match src {
+            Some(src) => dst
+                .par_chunks_mut(CHUNK)
+                .zip(src.par_chunks(CHUNK))
+                .map(|(o, i)| chunk(Some(i), o))
+                .reduce(|| false, |a, b| a | b),
+            None => dst
+                .par_chunks_mut(CHUNK)
+                .map(|o| chunk(None, o))
+                .reduce(|| false, |a, b| a | b),
+        }
+    }
+}
+
+#[inline(always)]
+fn dense_lookup<L: Label>(table: &[L], fallback: Option<L>, v: L) -> L {
+    let u = v.to_u64();
+    if u < table.len() as u64 {
+        table[u as usize]
+    } else {
+        fallback.unwrap_or(v)
+    }
+}
+
+/// Maps `inp` (or `out` itself) through `f` into `out`, one cheap lookup per label (a dense
+/// table read: cheaper than testing for a repeat). Returns whether a negative label was met.
+#[inline(always)]
+fn map_each<L: Label>(inp: Option<&[L]>, out: &mut [L], f: impl Fn(L) -> L) -> bool {
+    let mut neg = false;
+    match inp {
+        Some(inp) => {
+            for (o, &v) in out.iter_mut().zip(inp) {
+                neg |= v.is_negative();
+                *o = f(v);
+            }
+        }
+        None => {
+            for o in out.iter_mut() {
+                neg |= o.is_negative();
+                *o = f(*o);
+            }
+        }
+    }
+    neg
+}
+
+/// Maps `inp` (or `out` itself) through `f` into `out`, one lookup per run of equal labels:
+/// the lookup of the previous label is reused while the label repeats. Returns whether a
+/// negative label was met.
+#[inline(always)]
+fn map_runs<L: Label>(inp: Option<&[L]>, out: &mut [L], f: impl Fn(L) -> L) -> bool {
+    let mut neg = false;
+    let (mut last, mut mapped) = match inp.map_or(out.first(), |i| i.first()) {
+        Some(&v) => (v, f(v)),
+        None => return false,
+    };
+    neg |= last.is_negative();
+    let mut step = |v: L| {
+        if v != last {
+            neg |= v.is_negative();
+            last = v;
+            mapped = f(v);
+        }
+        mapped
+    };
+    match inp {
+        Some(inp) => {
+            for (o, &v) in out.iter_mut().zip(inp) {
+                *o = step(v);
+            }
+        }
+        None => {
+            for o in out.iter_mut() {
+                *o = step(*o);
+            }
+        }
+    }
+    neg
+}
+
+/// The relabelling pass into a fresh buffer.
 fn apply_lut<L: Label>(
     data: &[L],
     keys: &[u64],
     values: &[u64],
     default: Option<u64>,
 ) -> Result<Vec<L>> {
-    let pairs: Vec<(u64, L)> = keys
-        .iter()
-        .zip(values)
-        .filter(|(&k, _)| k <= L::MAX_U64)
-        .map(|(&k, &v)| (k, L::from_u64(v)))
-        .collect();
-    let max_key = pairs.iter().map(|p| p.0).max();
-    let fallback = default.map(L::from_u64);
-    let dense_cap = DENSE_LUT_MAX.min((data.len() as u64).saturating_mul(4).max(1 << 16));
-    let lut = match max_key {
-        Some(mk) if mk <= dense_cap => {
-            // Small dtypes get a table over their whole range so the pass has no range test.
-            let size = if L::MAX_U64 <= u16::MAX as u64 {
-                L::MAX_U64 + 1
-            } else {
-                mk + 1
-            };
-            let mut table: Vec<L> = match fallback {
-                Some(f) => vec![f; size as usize],
-                None => (0..size).map(L::from_u64).collect(),
-            };
-            for &(k, v) in &pairs {
-                table[k as usize] = v;
-            }
-            Lut::Dense(table)
-        }
-        _ => Lut::Sparse(pairs.into_iter().collect()),
-    };
+    let lut = Lut::<L>::new(keys, values, default, data.len());
     let mut out = zeroed_buffer::<L>(data.len());
-    let negative = out
-        .par_chunks_mut(CHUNK)
-        .zip(data.par_chunks(CHUNK))
-        .map(|(o, i)| match &lut {
-            Lut::Dense(table) => map_dense(i, o, table, fallback),
-            Lut::Sparse(map) => map_sparse(i, o, map, fallback),
-        })
-        .reduce(|| false, |a, b| a | b);
-    if negative {
+    if lut.map(Some(data), &mut out) {
         return Err(negative_labels());
     }
     Ok(out)
-}
-
-#[inline]
-fn map_dense<L: Label>(inp: &[L], out: &mut [L], table: &[L], fallback: Option<L>) -> bool {
-    let mut neg = false;
-    let len = table.len() as u64;
-    for (o, &v) in out.iter_mut().zip(inp) {
-        neg |= v.is_negative();
-        let u = v.to_u64();
-        *o = if u < len {
-            table[u as usize]
-        } else {
-            fallback.unwrap_or(v)
-        };
-    }
-    neg
-}
-
-fn map_sparse<L: Label>(
-    inp: &[L],
-    out: &mut [L],
-    map: &IdMap<u64, L>,
-    fallback: Option<L>,
-) -> bool {
-    let mut neg = false;
-    // Labels come in runs: one lookup per run.
-    let mut last: Option<(L, L)> = None;
-    for (o, &v) in out.iter_mut().zip(inp) {
-        *o = match last {
-            Some((k, r)) if k == v => r,
-            _ => {
-                neg |= v.is_negative();
-                let r = match map.get(&v.to_u64()) {
-                    Some(&r) => r,
-                    None => fallback.unwrap_or(v),
-                };
-                last = Some((v, r));
-                r
-            }
-        };
-    }
-    neg
 }
 
 // ---------------------------------------------------------------------------------------
