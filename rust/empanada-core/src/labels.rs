@@ -479,23 +479,9 @@ pub fn label_statistics<L: Label>(labels: ArrayViewD<'_, L>) -> Result<LabelStat
     stats_of(&grid)
 }
 
-fn max_label<L: Label>(data: &[L]) -> Result<u64> {
-    let (max, neg) = data
-        .par_chunks(CHUNK)
-        .map(|c| {
-            c.iter().fold((L::default(), false), |(m, n), &v| {
-                (if v > m { v } else { m }, n | v.is_negative())
-            })
-        })
-        .reduce(|| (L::default(), false), |a, b| (a.0.max(b.0), a.1 | b.1));
-    if neg {
-        return Err(negative_labels());
-    }
-    Ok(max.to_u64())
-}
-
 /// Scans rows `rows` (flat row index z * Y + y), calling `f(id, z, y, x0, x1)` once per run
-/// of one non-zero label.
+/// of one non-zero label. Runs come from vectorised change masks, so the per-voxel work is
+/// a compare and the per-run work one table update.
 #[inline]
 fn for_each_run<L: Label>(
     data: &[L],
@@ -504,23 +490,23 @@ fn for_each_run<L: Label>(
     mut f: impl FnMut(L, u32, u32, u32, u32),
 ) {
     let (ny, nx) = (dims[1], dims[2]);
+    let mut bits = Vec::new();
+    let zero = L::default();
     for r in rows {
         let (z, y) = ((r / ny) as u32, (r % ny) as u32);
         let row = &data[r * nx..(r + 1) * nx];
-        let mut cur = row[0];
-        let mut x0 = 0usize;
-        for (x, &v) in row.iter().enumerate().skip(1) {
-            if v != cur {
-                if !cur.is_zero() {
-                    f(cur, z, y, x0 as u32, x as u32);
+        crate::rowruns::for_each_run(
+            row,
+            zero,
+            |a, b| a == b,
+            &mut bits,
+            |x0, x1| {
+                let v = row[x0];
+                if !v.is_zero() {
+                    f(v, z, y, x0 as u32, x1 as u32);
                 }
-                cur = v;
-                x0 = x;
-            }
-        }
-        if !cur.is_zero() {
-            f(cur, z, y, x0 as u32, nx as u32);
-        }
+            },
+        );
     }
 }
 
@@ -551,59 +537,54 @@ fn stats_of<L: Label>(grid: &Grid<'_, L>) -> Result<LabelStats> {
     if dims.iter().any(|&d| d > u32::MAX as usize / 2) {
         return Err(Error::shape("labels", "an axis longer than 2**31 voxels"));
     }
-    let max = if L::MAX_U64 <= u16::MAX as u64 {
-        grid.check_non_negative()?;
-        L::MAX_U64
-    } else {
-        max_label(data)?
-    };
-    let tasks = row_tasks(dims);
-    let dense = max < DENSE_STATS_MAX || max < (data.len() as u64 / 64);
-    let mut acc: Vec<(u64, Acc)> = if dense {
-        let size = max as usize + 1;
-        let tables: Vec<Vec<Acc>> = tasks
-            .into_par_iter()
-            .map(|rows| {
-                let mut t = vec![Acc::default(); size];
-                for_each_run(data, dims, rows, |id, z, y, x0, x1| {
-                    t[id.to_u64() as usize].add_run(z, y, x0, x1)
-                });
-                t
-            })
-            .collect();
-        let mut total = vec![Acc::default(); size];
-        for t in &tables {
-            for (a, b) in total.iter_mut().zip(t) {
-                a.merge(b);
-            }
+    // Ids up to `cap` go to per-task dense tables grown on demand (no pass for the largest
+    // id first), larger ones to hash maps.
+    let cap = DENSE_STATS_MAX.max(data.len() as u64 / 64);
+    let parts: Vec<(Vec<Acc>, IdMap<u64, Acc>, bool)> = row_tasks(dims)
+        .into_par_iter()
+        .map(|rows| {
+            let mut t: Vec<Acc> = Vec::new();
+            let mut m: IdMap<u64, Acc> = IdMap::default();
+            let mut neg = false;
+            for_each_run(data, dims, rows, |id, z, y, x0, x1| {
+                neg |= id.is_negative();
+                let u = id.to_u64();
+                if (u as usize) < t.len() {
+                    t[u as usize].add_run(z, y, x0, x1);
+                } else if u <= cap {
+                    t.resize(u as usize + 1, Acc::default());
+                    t[u as usize].add_run(z, y, x0, x1);
+                } else {
+                    m.entry(u).or_default().add_run(z, y, x0, x1);
+                }
+            });
+            (t, m, neg)
+        })
+        .collect();
+    if parts.iter().any(|p| p.2) {
+        return Err(negative_labels());
+    }
+    let size = parts.iter().map(|p| p.0.len()).max().unwrap_or(0);
+    let mut total = vec![Acc::default(); size];
+    let mut sparse: IdMap<u64, Acc> = IdMap::default();
+    for (t, m, _) in &parts {
+        for (a, b) in total.iter_mut().zip(t) {
+            a.merge(b);
         }
-        total
-            .into_iter()
-            .enumerate()
-            .filter(|(_, a)| a.count > 0)
-            .map(|(i, a)| (i as u64, a))
-            .collect()
-    } else {
-        let maps: Vec<IdMap<u64, Acc>> = tasks
-            .into_par_iter()
-            .map(|rows| {
-                let mut m: IdMap<u64, Acc> = IdMap::default();
-                for_each_run(data, dims, rows, |id, z, y, x0, x1| {
-                    m.entry(id.to_u64()).or_default().add_run(z, y, x0, x1)
-                });
-                m
-            })
-            .collect();
-        let mut total: IdMap<u64, Acc> = IdMap::default();
-        for m in maps {
-            for (k, a) in m {
-                total.entry(k).or_default().merge(&a);
-            }
+        for (&k, a) in m {
+            sparse.entry(k).or_default().merge(a);
         }
-        let mut v: Vec<(u64, Acc)> = total.into_iter().collect();
-        v.sort_unstable_by_key(|p| p.0);
-        v
-    };
+    }
+    let mut acc: Vec<(u64, Acc)> = total
+        .into_iter()
+        .enumerate()
+        .filter(|(_, a)| a.count > 0)
+        .map(|(i, a)| (i as u64, a))
+        .collect();
+    // Sparse ids all exceed `cap`, hence every dense id.
+    let mut rest: Vec<(u64, Acc)> = sparse.into_iter().collect();
+    rest.sort_unstable_by_key(|p| p.0);
+    acc.extend(rest);
     let first_axis = 3 - ndim;
     let n = acc.len();
     let mut stats = LabelStats {
