@@ -60,6 +60,57 @@ def test_relabel_matches_oracle(labels, data):
     assert_same(got, ref.relabel(labels, keys, values, default))
 
 
+@settings(max_examples=60, deadline=None)
+@given(labels=label_images(), data=st.data())
+def test_relabel_out_and_in_place_match(labels, data):
+    cap = int(np.iinfo(labels.dtype).max)
+    keys = data.draw(st.lists(st.integers(0, 60), unique=True, max_size=8))
+    values = data.draw(
+        st.lists(st.integers(0, min(cap, 60)), min_size=len(keys), max_size=len(keys))
+    )
+    default = data.draw(st.none() | st.integers(0, min(cap, 50)))
+    expect = er.relabel(labels, keys, values, default=default)
+    out = np.full_like(labels, 3)
+    assert er.relabel(labels, keys, values, default=default, out=out) is out
+    assert_same(out, expect)
+    inplace = labels.copy()
+    assert er.relabel(inplace, keys, values, default=default, out=inplace) is inplace
+    assert_same(inplace, expect)
+
+
+def test_relabel_out_rejects_bad_buffers_untouched():
+    a = np.array([[0, 1, 2], [3, 1, 2]], dtype=np.uint16)
+    bad = [
+        (er.DTypeError, np.zeros((2, 3), np.uint32)),
+        (er.DTypeError, [[0, 0, 0], [0, 0, 0]]),
+        (er.ShapeError, np.zeros((3, 2), np.uint16)),
+        (er.ContiguityError, np.zeros((2, 6), np.uint16)[:, ::2]),
+    ]
+    for err, out in bad:
+        with pytest.raises(err, match="out"):
+            er.relabel(a, [1], [2], out=out)
+    ro = np.zeros_like(a)
+    ro.flags.writeable = False
+    with pytest.raises(er.InvalidArgumentError, match="writeable"):
+        er.relabel(a, [1], [2], out=ro)
+    buf = np.arange(12, dtype=np.uint16)
+    with pytest.raises(er.InvalidArgumentError, match="shares memory"):
+        er.relabel(buf[:6].reshape(2, 3), [1], [2], out=buf[3:9].reshape(2, 3))
+    assert (buf == np.arange(12)).all()
+    # rejected arguments leave the buffer (or the labels, in place) as they were
+    neg = np.array([[0, -1, 4]], dtype=np.int32)
+    out = np.full_like(neg, 7)
+    with pytest.raises(er.InvalidArgumentError):
+        er.relabel(neg, [4], [5], out=out)
+    assert (out == 7).all()
+    with pytest.raises(er.InvalidArgumentError):
+        er.relabel(neg, [4], [5], out=neg)
+    assert neg.tolist() == [[0, -1, 4]]
+    with pytest.raises(er.LabelOverflowError):
+        er.relabel(a, [1], [70000], out=a)
+    assert a.tolist() == [[0, 1, 2], [3, 1, 2]]
+
+
 def test_relabel_sparse_keys_and_list_input():
     labels = np.array([[0, 5, 4_000_000_000], [5, 7, 7]], dtype=np.uint64)
     got = er.relabel(labels, [4_000_000_000, 7], [1, 2])

@@ -106,6 +106,7 @@ def relabel(
     values: npt.ArrayLike,
     *,
     default: int | None = None,
+    out: npt.NDArray[np.integer] | None = None,
 ) -> npt.NDArray[np.integer]: ...
 def renumber(
     labels: npt.NDArray[np.integer], *, start: int = 1

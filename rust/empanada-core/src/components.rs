@@ -14,6 +14,7 @@
 use ndarray::{ArrayD, ArrayViewD};
 use rayon::prelude::*;
 
+use crate::rowruns::for_each_run;
 use crate::{Error, Result};
 
 /// The element types a component labelling can read: any integer label, or `bool`.
@@ -52,28 +53,6 @@ struct Runs<T> {
     row_off: Vec<usize>,
 }
 
-/// First index at or after `x` where `differs` holds, or `line.len()`. Tests 16 elements
-/// per step as a bit mask, which compiles to vector compares: label runs are long.
-#[inline(always)]
-fn first_where<T: Pixel>(line: &[T], mut x: usize, differs: impl Fn(T) -> bool) -> usize {
-    const K: usize = 16;
-    while x + K <= line.len() {
-        let chunk: &[T; K] = line[x..x + K].try_into().expect("K elements");
-        let mut mask = 0u32;
-        for (k, &p) in chunk.iter().enumerate() {
-            mask |= (differs(p) as u32) << k;
-        }
-        if mask != 0 {
-            return x + mask.trailing_zeros() as usize;
-        }
-        x += K;
-    }
-    while x < line.len() && !differs(line[x]) {
-        x += 1;
-    }
-    x
-}
-
 fn scan_rows<T: Pixel>(data: &[T], width: usize, binary: bool) -> Runs<T> {
     let zero = T::default();
     let mut runs = Runs {
@@ -82,21 +61,21 @@ fn scan_rows<T: Pixel>(data: &[T], width: usize, binary: bool) -> Runs<T> {
         row_off: Vec::with_capacity(data.len() / width + 1),
     };
     runs.row_off.push(0);
+    let mut bits = Vec::new();
     for line in data.chunks_exact(width) {
-        let mut x = first_where(line, 0, |p| p != zero);
-        while x < width {
-            let v = line[x];
-            let x0 = x;
-            x = if binary {
-                first_where(line, x + 1, |p| p == zero)
-            } else {
-                first_where(line, x + 1, |p| p != v)
-            };
-            runs.span.push((x0 as u32, x as u32));
-            runs.value.push(v);
-            if x < width && line[x] == zero {
-                x = first_where(line, x + 1, |p| p != zero);
+        let (span, value) = (&mut runs.span, &mut runs.value);
+        let push = |x0: usize, x1: usize| {
+            let v = line[x0];
+            if v != zero {
+                span.push((x0 as u32, x1 as u32));
+                value.push(v);
             }
+        };
+        if binary {
+            let same = |a: T, b: T| (a == zero) == (b == zero);
+            for_each_run(line, zero, same, &mut bits, push);
+        } else {
+            for_each_run(line, zero, |a, b| a == b, &mut bits, push);
         }
         runs.row_off.push(runs.span.len());
     }
@@ -123,11 +102,34 @@ struct Linker<'a, T> {
     height: usize,
     nbrs: &'static [Neighbour],
     binary: bool,
+    /// 26-connectivity: a run covered by one same-valued run of an earlier row inherits
+    /// that run's links (see `rows`).
+    cover: bool,
+}
+
+/// Points the larger of `root` and the root of `j` at the smaller.
+#[inline(always)]
+fn join(parent: &mut [u32], base: usize, root: &mut u32, j: usize) {
+    let rk = find(parent, base, j as u32);
+    if rk < *root {
+        parent[*root as usize - base] = rk;
+        *root = rk;
+    } else if rk > *root {
+        parent[rk as usize - base] = *root;
+    }
 }
 
 impl<T: Pixel> Linker<'_, T> {
     /// Links the runs of `rows` to neighbour rows inside `within`; `parent` holds the
     /// runs from index `base` on (a block's own slice, or all runs with `base == 0`).
+    ///
+    /// With 26-connectivity most links are redundant on dense labels: if the run `k` of
+    /// the same value at `(z-1, y)` spans the whole of run `i`, every run of the rows
+    /// `(z-1, y±1)` and `(z, y-1)` that touches `i` also touches `k` and was linked to it
+    /// when its own row (or `k`'s) was scanned, so linking `i` to `k` alone is enough. If
+    /// instead the same-valued run at `(z, y-1)` spans `i`, the runs of `(z-1, y-1)` and
+    /// `(z-1, y)` touching `i` touch it too and only `(z-1, y+1)` is left. This is the
+    /// run-based form of the decision tree of voxel-based labelling.
     fn rows(
         &self,
         parent: &mut [u32],
@@ -137,6 +139,9 @@ impl<T: Pixel> Linker<'_, T> {
     ) {
         let runs = self.runs;
         let height = self.height as isize;
+        // Per neighbour slot (index into `nbrs`): first run, end run, x widening; and the
+        // first run that may still reach the current run.
+        let mut nrows = [(0usize, 0usize, 0u32); 4];
         let mut cursor = [0usize; 4];
         for row in rows {
             let (a0, a1) = (runs.row_off[row], runs.row_off[row + 1]);
@@ -144,10 +149,9 @@ impl<T: Pixel> Linker<'_, T> {
                 continue;
             }
             let (z, y) = ((row / self.height) as isize, (row % self.height) as isize);
-            // Neighbour rows present in the image, as (first run, end run, x widening).
-            let mut nrows = [(0usize, 0usize, 0u32); 4];
-            let mut count = 0;
-            for &(dz, dy, e) in self.nbrs {
+            let mut any = false;
+            for (k, &(dz, dy, e)) in self.nbrs.iter().enumerate() {
+                nrows[k] = (0, 0, e);
                 let (nz, ny) = (z + dz, y + dy);
                 if nz < 0 || ny < 0 || ny >= height {
                     continue;
@@ -157,20 +161,32 @@ impl<T: Pixel> Linker<'_, T> {
                     continue;
                 }
                 let (b0, b1) = (runs.row_off[nrow], runs.row_off[nrow + 1]);
-                if b0 < b1 {
-                    nrows[count] = (b0, b1, e);
-                    cursor[count] = b0;
-                    count += 1;
-                }
+                nrows[k] = (b0, b1, e);
+                cursor[k] = b0;
+                any |= b0 < b1;
             }
-            if count == 0 {
+            if !any {
                 continue;
             }
+            let slots = self.nbrs.len();
             for i in a0..a1 {
                 let (x0, x1) = runs.span[i];
                 let v = runs.value[i];
                 let mut root = find(parent, base, i as u32);
-                for (nb, &(_, b1, e)) in nrows[..count].iter().enumerate() {
+                let mut todo = 0..slots;
+                if self.cover {
+                    // Slots of 26-connectivity: 0 = (z, y-1), 2 = (z-1, y), 3 = (z-1, y+1).
+                    if let Some(k) = self.covering(&nrows[2], &mut cursor[2], x0, x1, v) {
+                        join(parent, base, &mut root, k);
+                        continue;
+                    }
+                    if let Some(k) = self.covering(&nrows[0], &mut cursor[0], x0, x1, v) {
+                        join(parent, base, &mut root, k);
+                        todo = 3..4;
+                    }
+                }
+                for nb in todo {
+                    let (_, b1, e) = nrows[nb];
                     // First neighbour run that may reach x0 (ends, widened by e, after x0).
                     let mut j = cursor[nb];
                     while j < b1 && runs.span[j].1 + e <= x0 {
@@ -179,13 +195,7 @@ impl<T: Pixel> Linker<'_, T> {
                     cursor[nb] = j;
                     while j < b1 && runs.span[j].0 < x1 + e {
                         if self.binary || runs.value[j] == v {
-                            let rk = find(parent, base, j as u32);
-                            if rk < root {
-                                parent[root as usize - base] = rk;
-                                root = rk;
-                            } else if rk > root {
-                                parent[rk as usize - base] = root;
-                            }
+                            join(parent, base, &mut root, j);
                         }
                         j += 1;
                     }
@@ -193,18 +203,50 @@ impl<T: Pixel> Linker<'_, T> {
             }
         }
     }
+
+    /// The run of neighbour row `nrow` (widening 1) that has value `v` and spans `x0..x1`,
+    /// if there is one; moves `cursor` up to `x0`.
+    #[inline(always)]
+    fn covering(
+        &self,
+        &(_, b1, _): &(usize, usize, u32),
+        cursor: &mut usize,
+        x0: u32,
+        x1: u32,
+        v: T,
+    ) -> Option<usize> {
+        let runs = self.runs;
+        let mut j = *cursor;
+        while j < b1 && runs.span[j].1 < x0 {
+            j += 1;
+        }
+        *cursor = j;
+        // `j` may end exactly at x0 (a diagonal touch); the run containing x0 is next.
+        if j < b1 && runs.span[j].1 == x0 {
+            j += 1;
+        }
+        (j < b1
+            && runs.span[j].0 <= x0
+            && runs.span[j].1 >= x1
+            && (self.binary || runs.value[j] == v))
+            .then_some(j)
+    }
 }
 
-/// `dst.fill(v)` with 8-wide stores inline: runs are short, a `memset` call per run costs
-/// more than the stores.
+/// Sets `buf[x0..x1]` to `v` in 8-wide stores that may run up to 7 elements past `x1`
+/// (never past the end of `buf`): runs are short, so neither a `memset` call nor a scalar
+/// tail per run pays, and the caller overwrites what lies past `x1` afterwards.
 #[inline(always)]
-fn set(dst: &mut [u32], v: u32) {
-    let mut chunks = dst.chunks_exact_mut(8);
-    for c in &mut chunks {
-        c.copy_from_slice(&[v; 8]);
-    }
-    for d in chunks.into_remainder() {
-        *d = v;
+fn set(buf: &mut [u32], mut x: usize, x1: usize, v: u32) {
+    while x < x1 {
+        match buf.get_mut(x..x + 8) {
+            Some(c) => c.copy_from_slice(&[v; 8]),
+            None => {
+                buf[x..x1].fill(v);
+                return;
+            }
+        }
+        x += 8;
     }
 }
 
@@ -316,6 +358,7 @@ pub fn connected_components_into<T: Pixel>(
         height: height as usize,
         nbrs,
         binary,
+        cover: ndim == 3 && conn == 26,
     };
     {
         let mut slices = Vec::with_capacity(nblocks);
@@ -356,18 +399,24 @@ pub fn connected_components_into<T: Pixel>(
         }
     }
 
-    out.par_chunks_mut(width)
+    // Whole rows per task, painted in order: a row's stores may run past its end into the
+    // next row, which overwrites them.
+    let rows_per_task = (1usize << 14).div_ceil(width);
+    out.par_chunks_mut(width * rows_per_task)
         .enumerate()
-        .with_min_len(64)
-        .for_each(|(row, line)| {
-            let (r0, r1) = (runs.row_off[row], runs.row_off[row + 1]);
-            let mut x = 0;
-            for (&(x0, x1), &v) in runs.span[r0..r1].iter().zip(&id[r0..r1]) {
-                set(&mut line[x..x0 as usize], 0);
-                set(&mut line[x0 as usize..x1 as usize], v);
-                x = x1 as usize;
+        .for_each(|(t, buf)| {
+            for (r, off) in (0..buf.len()).step_by(width).enumerate() {
+                let row = t * rows_per_task + r;
+                let (r0, r1) = (runs.row_off[row], runs.row_off[row + 1]);
+                let mut x = off;
+                for (&(x0, x1), &v) in runs.span[r0..r1].iter().zip(&id[r0..r1]) {
+                    let (x0, x1) = (off + x0 as usize, off + x1 as usize);
+                    set(buf, x, x0, 0);
+                    set(buf, x0, x1, v);
+                    x = x1;
+                }
+                set(buf, x, off + width, 0);
             }
-            set(&mut line[x..], 0);
         });
     Ok(next)
 }

@@ -7,7 +7,7 @@
 
 use crate::hash::{IdMap, IdSet};
 
-use ndarray::{ArrayD, ArrayViewD, CowArray, IxDyn};
+use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, CowArray, IxDyn};
 use rayon::prelude::*;
 
 use crate::{Error, Label, Result};
@@ -110,10 +110,18 @@ pub(crate) fn zeroed_buffer<T: Copy + Default>(n: usize) -> Vec<T> {
 // ---------------------------------------------------------------------------------------
 // relabel
 
-enum Lut<L> {
+enum Table<L> {
+    /// `table[id]` for every id of a type of at most 16 bits (65536 entries).
+    Full(Vec<L>),
     /// `table[id]` for ids up to `table.len() - 1`.
     Dense(Vec<L>),
     Sparse(IdMap<u64, L>),
+}
+
+/// A relabelling: the table plus what ids missing from it become (`None`: themselves).
+struct Lut<L> {
+    table: Table<L>,
+    fallback: Option<L>,
 }
 
 /// Maps every label through `keys -> values`; labels not among the keys keep their value,
@@ -125,6 +133,84 @@ pub fn relabel<L: Label>(
     default: Option<u64>,
 ) -> Result<ArrayD<L>> {
     let grid = Grid::new(labels)?;
+    check_mapping::<L>(keys, values, default)?;
+    let out = apply_lut(grid.slice(), keys, values, default)?;
+    Ok(ArrayD::from_shape_vec(IxDyn(&grid.shape()), out).expect("shape of the input"))
+}
+
+/// [`relabel`] writing into `out` (C order, as many elements as `labels`) instead of a new
+/// array: a reused buffer saves the page faults of fresh memory, which cost about as much as
+/// the pass itself. Nothing is written when the arguments are rejected.
+pub fn relabel_into<L: Label>(
+    labels: ArrayViewD<'_, L>,
+    keys: &[u64],
+    values: &[u64],
+    default: Option<u64>,
+    out: &mut [L],
+) -> Result<()> {
+    let grid = Grid::new(labels)?;
+    check_mapping::<L>(keys, values, default)?;
+    if out.len() != grid.slice().len() {
+        return Err(Error::shape(
+            "out",
+            format!(
+                "expected {} elements (the shape of labels), got {}",
+                grid.slice().len(),
+                out.len()
+            ),
+        ));
+    }
+    if is_signed::<L>() {
+        grid.check_non_negative()?;
+    }
+    let lut = Lut::<L>::new(keys, values, default, out.len());
+    lut.map(Some(grid.slice()), out);
+    Ok(())
+}
+
+/// [`relabel`] in place on a C-ordered 2D or 3D label array. Nothing is written when the
+/// arguments are rejected.
+pub fn relabel_in_place<L: Label>(
+    mut labels: ArrayViewMutD<'_, L>,
+    keys: &[u64],
+    values: &[u64],
+    default: Option<u64>,
+) -> Result<()> {
+    if labels.ndim() != 2 && labels.ndim() != 3 {
+        return Err(Error::shape(
+            "labels",
+            format!(
+                "expected a 2D (H, W) or 3D (D, H, W) label image, got shape {:?}",
+                labels.shape()
+            ),
+        ));
+    }
+    let data = labels.as_slice_mut().ok_or_else(|| {
+        Error::invalid(
+            "labels",
+            "relabelling in place needs a C-contiguous array; pass a contiguous copy",
+        )
+    })?;
+    check_mapping::<L>(keys, values, default)?;
+    if is_signed::<L>() && any_negative(data) {
+        return Err(negative_labels());
+    }
+    let lut = Lut::<L>::new(keys, values, default, data.len());
+    lut.map(None, data);
+    Ok(())
+}
+
+fn is_signed<L: Label>() -> bool {
+    L::from_u64(u64::MAX).is_negative()
+}
+
+fn any_negative<L: Label>(data: &[L]) -> bool {
+    data.par_chunks(CHUNK)
+        .any(|c| c.iter().fold(false, |a, v| a | v.is_negative()))
+}
+
+/// Unique keys, and values and default that fit the labels' type.
+fn check_mapping<L: Label>(keys: &[u64], values: &[u64], default: Option<u64>) -> Result<()> {
     if keys.len() != values.len() {
         return Err(Error::shape(
             "values",
@@ -135,15 +221,13 @@ pub fn relabel<L: Label>(
             ),
         ));
     }
-    {
-        let mut seen: IdSet<u64> = IdSet::default();
-        for &k in keys {
-            if !seen.insert(k) {
-                return Err(Error::invalid(
-                    "keys",
-                    format!("key {k} appears more than once; keys must be unique"),
-                ));
-            }
+    let mut seen: IdSet<u64> = IdSet::default();
+    for &k in keys {
+        if !seen.insert(k) {
+            return Err(Error::invalid(
+                "keys",
+                format!("key {k} appears more than once; keys must be unique"),
+            ));
         }
     }
     if let Some(&v) = values.iter().find(|&&v| v > L::MAX_U64) {
@@ -166,100 +250,154 @@ pub fn relabel<L: Label>(
             ));
         }
     }
-    let out = apply_lut(grid.slice(), keys, values, default)?;
-    Ok(ArrayD::from_shape_vec(IxDyn(&grid.shape()), out).expect("shape of the input"))
+    Ok(())
 }
 
-/// The relabelling pass; keys beyond the labels' range can never match and are dropped.
+impl<L: Label> Lut<L> {
+    /// The table for `keys -> values`; keys beyond the labels' range can never match and are
+    /// dropped. Dense when the largest key is small (against the `n` labels to map).
+    fn new(keys: &[u64], values: &[u64], default: Option<u64>, n: usize) -> Lut<L> {
+        let pairs: Vec<(u64, L)> = keys
+            .iter()
+            .zip(values)
+            .filter(|(&k, _)| k <= L::MAX_U64)
+            .map(|(&k, &v)| (k, L::from_u64(v)))
+            .collect();
+        let max_key = pairs.iter().map(|p| p.0).max();
+        let fallback = default.map(L::from_u64);
+        let dense_cap = DENSE_LUT_MAX.min((n as u64).saturating_mul(4).max(1 << 16));
+        let table = match max_key {
+            Some(mk) if mk <= dense_cap => {
+                // Small dtypes get a table over the whole 16-bit range so the pass has no
+                // range test.
+                let full = L::MAX_U64 <= u16::MAX as u64;
+                let size = if full { 1 << 16 } else { mk + 1 };
+                let mut table: Vec<L> = match fallback {
+                    Some(f) => vec![f; size as usize],
+                    None => (0..size).map(L::from_u64).collect(),
+                };
+                for &(k, v) in &pairs {
+                    table[k as usize] = v;
+                }
+                if full {
+                    Table::Full(table)
+                } else {
+                    Table::Dense(table)
+                }
+            }
+            _ => Table::Sparse(pairs.into_iter().collect()),
+        };
+        Lut { table, fallback }
+    }
+
+    /// Maps `src` (or `dst` itself when `None`) into `dst`; returns whether a negative label
+    /// was met (those are mapped as if unsigned and must be rejected by the caller).
+    fn map(&self, src: Option<&[L]>, dst: &mut [L]) -> bool {
+        let f = self.fallback;
+        let chunk = |i: Option<&[L]>, o: &mut [L]| match &self.table {
+            Table::Full(t) => {
+                let t: &[L; 1 << 16] = t[..].try_into().expect("65536 entries");
+                map_each(i, o, |v| t[v.to_u64() as usize & 0xffff])
+            }
+            Table::Dense(t) => map_each(i, o, |v| dense_lookup(t, f, v)),
+            Table::Sparse(m) => map_runs(i, o, |v| match m.get(&v.to_u64()) {
+                Some(&r) => r,
+                None => f.unwrap_or(v),
+            }),
+        };
+        match src {
+            Some(src) => dst
+                .par_chunks_mut(CHUNK)
+                .zip(src.par_chunks(CHUNK))
+                .map(|(o, i)| chunk(Some(i), o))
+                .reduce(|| false, |a, b| a | b),
+            None => dst
+                .par_chunks_mut(CHUNK)
+                .map(|o| chunk(None, o))
+                .reduce(|| false, |a, b| a | b),
+        }
+    }
+}
+
+#[inline(always)]
+fn dense_lookup<L: Label>(table: &[L], fallback: Option<L>, v: L) -> L {
+    let u = v.to_u64();
+    if u < table.len() as u64 {
+        table[u as usize]
+    } else {
+        fallback.unwrap_or(v)
+    }
+}
+
+/// Maps `inp` (or `out` itself) through `f` into `out`, one cheap lookup per label (a dense
+/// table read: cheaper than testing for a repeat). Returns whether a negative label was met.
+#[inline(always)]
+fn map_each<L: Label>(inp: Option<&[L]>, out: &mut [L], f: impl Fn(L) -> L) -> bool {
+    let mut neg = false;
+    match inp {
+        Some(inp) => {
+            for (o, &v) in out.iter_mut().zip(inp) {
+                neg |= v.is_negative();
+                *o = f(v);
+            }
+        }
+        None => {
+            for o in out.iter_mut() {
+                neg |= o.is_negative();
+                *o = f(*o);
+            }
+        }
+    }
+    neg
+}
+
+/// Maps `inp` (or `out` itself) through `f` into `out`, one lookup per run of equal labels:
+/// the lookup of the previous label is reused while the label repeats. Returns whether a
+/// negative label was met.
+#[inline(always)]
+fn map_runs<L: Label>(inp: Option<&[L]>, out: &mut [L], f: impl Fn(L) -> L) -> bool {
+    let mut neg = false;
+    let (mut last, mut mapped) = match inp.map_or(out.first(), |i| i.first()) {
+        Some(&v) => (v, f(v)),
+        None => return false,
+    };
+    neg |= last.is_negative();
+    let mut step = |v: L| {
+        if v != last {
+            neg |= v.is_negative();
+            last = v;
+            mapped = f(v);
+        }
+        mapped
+    };
+    match inp {
+        Some(inp) => {
+            for (o, &v) in out.iter_mut().zip(inp) {
+                *o = step(v);
+            }
+        }
+        None => {
+            for o in out.iter_mut() {
+                *o = step(*o);
+            }
+        }
+    }
+    neg
+}
+
+/// The relabelling pass into a fresh buffer.
 fn apply_lut<L: Label>(
     data: &[L],
     keys: &[u64],
     values: &[u64],
     default: Option<u64>,
 ) -> Result<Vec<L>> {
-    let pairs: Vec<(u64, L)> = keys
-        .iter()
-        .zip(values)
-        .filter(|(&k, _)| k <= L::MAX_U64)
-        .map(|(&k, &v)| (k, L::from_u64(v)))
-        .collect();
-    let max_key = pairs.iter().map(|p| p.0).max();
-    let fallback = default.map(L::from_u64);
-    let dense_cap = DENSE_LUT_MAX.min((data.len() as u64).saturating_mul(4).max(1 << 16));
-    let lut = match max_key {
-        Some(mk) if mk <= dense_cap => {
-            // Small dtypes get a table over their whole range so the pass has no range test.
-            let size = if L::MAX_U64 <= u16::MAX as u64 {
-                L::MAX_U64 + 1
-            } else {
-                mk + 1
-            };
-            let mut table: Vec<L> = match fallback {
-                Some(f) => vec![f; size as usize],
-                None => (0..size).map(L::from_u64).collect(),
-            };
-            for &(k, v) in &pairs {
-                table[k as usize] = v;
-            }
-            Lut::Dense(table)
-        }
-        _ => Lut::Sparse(pairs.into_iter().collect()),
-    };
+    let lut = Lut::<L>::new(keys, values, default, data.len());
     let mut out = zeroed_buffer::<L>(data.len());
-    let negative = out
-        .par_chunks_mut(CHUNK)
-        .zip(data.par_chunks(CHUNK))
-        .map(|(o, i)| match &lut {
-            Lut::Dense(table) => map_dense(i, o, table, fallback),
-            Lut::Sparse(map) => map_sparse(i, o, map, fallback),
-        })
-        .reduce(|| false, |a, b| a | b);
-    if negative {
+    if lut.map(Some(data), &mut out) {
         return Err(negative_labels());
     }
     Ok(out)
-}
-
-#[inline]
-fn map_dense<L: Label>(inp: &[L], out: &mut [L], table: &[L], fallback: Option<L>) -> bool {
-    let mut neg = false;
-    let len = table.len() as u64;
-    for (o, &v) in out.iter_mut().zip(inp) {
-        neg |= v.is_negative();
-        let u = v.to_u64();
-        *o = if u < len {
-            table[u as usize]
-        } else {
-            fallback.unwrap_or(v)
-        };
-    }
-    neg
-}
-
-fn map_sparse<L: Label>(
-    inp: &[L],
-    out: &mut [L],
-    map: &IdMap<u64, L>,
-    fallback: Option<L>,
-) -> bool {
-    let mut neg = false;
-    // Labels come in runs: one lookup per run.
-    let mut last: Option<(L, L)> = None;
-    for (o, &v) in out.iter_mut().zip(inp) {
-        *o = match last {
-            Some((k, r)) if k == v => r,
-            _ => {
-                neg |= v.is_negative();
-                let r = match map.get(&v.to_u64()) {
-                    Some(&r) => r,
-                    None => fallback.unwrap_or(v),
-                };
-                last = Some((v, r));
-                r
-            }
-        };
-    }
-    neg
 }
 
 // ---------------------------------------------------------------------------------------
@@ -341,23 +479,9 @@ pub fn label_statistics<L: Label>(labels: ArrayViewD<'_, L>) -> Result<LabelStat
     stats_of(&grid)
 }
 
-fn max_label<L: Label>(data: &[L]) -> Result<u64> {
-    let (max, neg) = data
-        .par_chunks(CHUNK)
-        .map(|c| {
-            c.iter().fold((L::default(), false), |(m, n), &v| {
-                (if v > m { v } else { m }, n | v.is_negative())
-            })
-        })
-        .reduce(|| (L::default(), false), |a, b| (a.0.max(b.0), a.1 | b.1));
-    if neg {
-        return Err(negative_labels());
-    }
-    Ok(max.to_u64())
-}
-
 /// Scans rows `rows` (flat row index z * Y + y), calling `f(id, z, y, x0, x1)` once per run
-/// of one non-zero label.
+/// of one non-zero label. Runs come from vectorised change masks, so the per-voxel work is
+/// a compare and the per-run work one table update.
 #[inline]
 fn for_each_run<L: Label>(
     data: &[L],
@@ -366,23 +490,23 @@ fn for_each_run<L: Label>(
     mut f: impl FnMut(L, u32, u32, u32, u32),
 ) {
     let (ny, nx) = (dims[1], dims[2]);
+    let mut bits = Vec::new();
+    let zero = L::default();
     for r in rows {
         let (z, y) = ((r / ny) as u32, (r % ny) as u32);
         let row = &data[r * nx..(r + 1) * nx];
-        let mut cur = row[0];
-        let mut x0 = 0usize;
-        for (x, &v) in row.iter().enumerate().skip(1) {
-            if v != cur {
-                if !cur.is_zero() {
-                    f(cur, z, y, x0 as u32, x as u32);
+        crate::rowruns::for_each_run(
+            row,
+            zero,
+            |a, b| a == b,
+            &mut bits,
+            |x0, x1| {
+                let v = row[x0];
+                if !v.is_zero() {
+                    f(v, z, y, x0 as u32, x1 as u32);
                 }
-                cur = v;
-                x0 = x;
-            }
-        }
-        if !cur.is_zero() {
-            f(cur, z, y, x0 as u32, nx as u32);
-        }
+            },
+        );
     }
 }
 
@@ -413,59 +537,54 @@ fn stats_of<L: Label>(grid: &Grid<'_, L>) -> Result<LabelStats> {
     if dims.iter().any(|&d| d > u32::MAX as usize / 2) {
         return Err(Error::shape("labels", "an axis longer than 2**31 voxels"));
     }
-    let max = if L::MAX_U64 <= u16::MAX as u64 {
-        grid.check_non_negative()?;
-        L::MAX_U64
-    } else {
-        max_label(data)?
-    };
-    let tasks = row_tasks(dims);
-    let dense = max < DENSE_STATS_MAX || max < (data.len() as u64 / 64);
-    let mut acc: Vec<(u64, Acc)> = if dense {
-        let size = max as usize + 1;
-        let tables: Vec<Vec<Acc>> = tasks
-            .into_par_iter()
-            .map(|rows| {
-                let mut t = vec![Acc::default(); size];
-                for_each_run(data, dims, rows, |id, z, y, x0, x1| {
-                    t[id.to_u64() as usize].add_run(z, y, x0, x1)
-                });
-                t
-            })
-            .collect();
-        let mut total = vec![Acc::default(); size];
-        for t in &tables {
-            for (a, b) in total.iter_mut().zip(t) {
-                a.merge(b);
-            }
+    // Ids up to `cap` go to per-task dense tables grown on demand (no pass for the largest
+    // id first), larger ones to hash maps.
+    let cap = DENSE_STATS_MAX.max(data.len() as u64 / 64);
+    let parts: Vec<(Vec<Acc>, IdMap<u64, Acc>, bool)> = row_tasks(dims)
+        .into_par_iter()
+        .map(|rows| {
+            let mut t: Vec<Acc> = Vec::new();
+            let mut m: IdMap<u64, Acc> = IdMap::default();
+            let mut neg = false;
+            for_each_run(data, dims, rows, |id, z, y, x0, x1| {
+                neg |= id.is_negative();
+                let u = id.to_u64();
+                if (u as usize) < t.len() {
+                    t[u as usize].add_run(z, y, x0, x1);
+                } else if u <= cap {
+                    t.resize(u as usize + 1, Acc::default());
+                    t[u as usize].add_run(z, y, x0, x1);
+                } else {
+                    m.entry(u).or_default().add_run(z, y, x0, x1);
+                }
+            });
+            (t, m, neg)
+        })
+        .collect();
+    if parts.iter().any(|p| p.2) {
+        return Err(negative_labels());
+    }
+    let size = parts.iter().map(|p| p.0.len()).max().unwrap_or(0);
+    let mut total = vec![Acc::default(); size];
+    let mut sparse: IdMap<u64, Acc> = IdMap::default();
+    for (t, m, _) in &parts {
+        for (a, b) in total.iter_mut().zip(t) {
+            a.merge(b);
         }
-        total
-            .into_iter()
-            .enumerate()
-            .filter(|(_, a)| a.count > 0)
-            .map(|(i, a)| (i as u64, a))
-            .collect()
-    } else {
-        let maps: Vec<IdMap<u64, Acc>> = tasks
-            .into_par_iter()
-            .map(|rows| {
-                let mut m: IdMap<u64, Acc> = IdMap::default();
-                for_each_run(data, dims, rows, |id, z, y, x0, x1| {
-                    m.entry(id.to_u64()).or_default().add_run(z, y, x0, x1)
-                });
-                m
-            })
-            .collect();
-        let mut total: IdMap<u64, Acc> = IdMap::default();
-        for m in maps {
-            for (k, a) in m {
-                total.entry(k).or_default().merge(&a);
-            }
+        for (&k, a) in m {
+            sparse.entry(k).or_default().merge(a);
         }
-        let mut v: Vec<(u64, Acc)> = total.into_iter().collect();
-        v.sort_unstable_by_key(|p| p.0);
-        v
-    };
+    }
+    let mut acc: Vec<(u64, Acc)> = total
+        .into_iter()
+        .enumerate()
+        .filter(|(_, a)| a.count > 0)
+        .map(|(i, a)| (i as u64, a))
+        .collect();
+    // Sparse ids all exceed `cap`, hence every dense id.
+    let mut rest: Vec<(u64, Acc)> = sparse.into_iter().collect();
+    rest.sort_unstable_by_key(|p| p.0);
+    acc.extend(rest);
     let first_axis = 3 - ndim;
     let n = acc.len();
     let mut stats = LabelStats {

@@ -14,6 +14,7 @@ pub mod median;
 pub mod metrics;
 pub mod panoptic;
 pub mod rle;
+mod rowruns;
 pub mod segmentation;
 pub mod stack;
 pub mod tiles;

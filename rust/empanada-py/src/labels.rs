@@ -3,7 +3,7 @@
 
 use empanada_core::labels as core;
 use empanada_core::Label;
-use numpy::{IntoPyArray, PyUntypedArray, PyUntypedArrayMethods};
+use numpy::{IntoPyArray, PyArrayDyn, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
@@ -54,13 +54,16 @@ fn contiguous<T: numpy::Element>(
 }
 
 /// Maps labels through `keys -> values`; others keep their id, or become `default`.
+/// With `out`, writes into that array (labels' dtype and shape, C-contiguous, writeable;
+/// `labels` itself relabels in place) and returns it.
 #[pyfunction]
-#[pyo3(signature = (labels, keys, values, *, default = None))]
+#[pyo3(signature = (labels, keys, values, *, default = None, out = None))]
 fn relabel<'py>(
     labels: &Bound<'py, PyAny>,
     keys: &Bound<'py, PyAny>,
     values: &Bound<'py, PyAny>,
     default: Option<&Bound<'py, PyAny>>,
+    out: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = labels.py();
     let keys = id_vector(keys, "keys")?;
@@ -79,12 +82,126 @@ fn relabel<'py>(
             Some(v as u64)
         }
     };
+    if let Some(out) = out {
+        let m = Mapping {
+            keys: &keys,
+            values: &values,
+            default,
+        };
+        return with_label_type!(labels, "labels", |T| { relabel_out::<T>(labels, out, &m) });
+    }
     with_label_array!(labels, "labels", |a: T| {
         contiguous::<T>(&a, "labels")?;
         let view = a.as_array();
         let out = kernel::run(py, || core::relabel(view, &keys, &values, default))?;
         Ok(out.into_pyarray(py).into_any())
     })
+}
+
+struct Mapping<'a> {
+    keys: &'a [u64],
+    values: &'a [u64],
+    default: Option<u64>,
+}
+
+/// Expands `$body` with `$t` bound to the Rust type of a label array's dtype, without
+/// borrowing the array (the body may need to borrow it mutably).
+macro_rules! with_label_type {
+    ($obj:expr, $param:expr, |$t:ident| $body:block) => {{
+        let obj = $obj;
+        if obj.cast::<numpy::PyArrayDyn<u8>>().is_ok() {
+            type $t = u8;
+            $body
+        } else if obj.cast::<numpy::PyArrayDyn<u16>>().is_ok() {
+            type $t = u16;
+            $body
+        } else if obj.cast::<numpy::PyArrayDyn<u32>>().is_ok() {
+            type $t = u32;
+            $body
+        } else if obj.cast::<numpy::PyArrayDyn<u64>>().is_ok() {
+            type $t = u64;
+            $body
+        } else if obj.cast::<numpy::PyArrayDyn<i8>>().is_ok() {
+            type $t = i8;
+            $body
+        } else if obj.cast::<numpy::PyArrayDyn<i16>>().is_ok() {
+            type $t = i16;
+            $body
+        } else if obj.cast::<numpy::PyArrayDyn<i32>>().is_ok() {
+            type $t = i32;
+            $body
+        } else if obj.cast::<numpy::PyArrayDyn<i64>>().is_ok() {
+            type $t = i64;
+            $body
+        } else {
+            Err(kernel::wrong_dtype($param, obj, kernel::LABEL_DTYPES))
+        }
+    }};
+}
+use with_label_type;
+
+/// The `out=` form of `relabel`: checks `out` against `labels`, then maps into it (or in
+/// place when it is `labels`' own memory).
+fn relabel_out<'py, T: Label + numpy::Element>(
+    labels: &Bound<'py, PyAny>,
+    out: &Bound<'py, PyAny>,
+    m: &Mapping<'_>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = labels.py();
+    let la = labels.cast::<PyArrayDyn<T>>()?;
+    let oa = out.cast::<PyArrayDyn<T>>().map_err(|_| {
+        kernel::wrong_dtype(
+            "out",
+            out,
+            &format!(
+                "{} (the dtype of labels), as a numpy array",
+                kernel::dtype_name(labels)
+            ),
+        )
+    })?;
+    if !la.is_c_contiguous() {
+        return Err(not_contiguous("labels"));
+    }
+    if oa.shape() != la.shape() {
+        return Err(ShapeError::new_err(format!(
+            "out: expected shape {:?} (the shape of labels), got {:?}",
+            la.shape(),
+            oa.shape()
+        )));
+    }
+    if !oa.is_c_contiguous() {
+        return Err(not_contiguous("out"));
+    }
+    let n = la.len();
+    let (lp, op) = (la.data() as usize, oa.data() as usize);
+    let bytes = n * std::mem::size_of::<T>();
+    let not_writeable = |_| {
+        InvalidArgumentError::new_err(
+            "out: array is not writeable (read-only, or borrowed elsewhere); pass a writeable array",
+        )
+    };
+    if lp == op && n > 0 {
+        let mut w = oa.try_readwrite().map_err(not_writeable)?;
+        let view = w.as_array_mut();
+        kernel::run(py, || {
+            core::relabel_in_place(view, m.keys, m.values, m.default)
+        })?;
+    } else {
+        if n > 0 && lp < op + bytes && op < lp + bytes {
+            return Err(InvalidArgumentError::new_err(
+                "out: shares memory with labels without being labels itself; pass labels \
+                 (in place) or a separate array",
+            ));
+        }
+        let r = la.readonly();
+        let mut w = oa.try_readwrite().map_err(not_writeable)?;
+        let dst = w.as_slice_mut().expect("checked contiguous");
+        let view = r.as_array();
+        kernel::run(py, || {
+            core::relabel_into(view, m.keys, m.values, m.default, dst)
+        })?;
+    }
+    Ok(out.clone())
 }
 
 /// Maps the non-zero ids in ascending order to `start, start + 1, ...`.
