@@ -7,7 +7,6 @@ import os
 
 import numpy as np
 import pytest
-import torch
 
 import empanada_rs as er
 from empanada_rs.inference import engine3d
@@ -20,12 +19,7 @@ from .engine3d_fakes import ball_volume, encode, oracle_handle
 FAST = {"min_size": 50, "min_extent": 3, "device": "cpu", "fine_boundaries": True}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def box_volume() -> np.ndarray:

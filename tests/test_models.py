@@ -16,12 +16,7 @@ TINY_PDL = {"encoder_width": 8, "decoder_channels": 16}
 TINY_BIFPN = {"encoder_width": 8, "fpn_dim": 16, "fpn_layers": 1}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def tiny(arch: str, **kwargs) -> torch.nn.Module:

@@ -9,13 +9,7 @@ from torch import nn
 from empanada_rs.errors import EmpanadaError, ModelError
 from empanada_rs.models import build_model, load_model, save_model, script_model, validate_model
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -6,13 +6,7 @@ import torch
 from empanada_rs.errors import InvalidArgumentError
 from empanada_rs.models import build_model, load_model, quantize_model, save_model, script_model
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _images(n: int, side: int, seed: int) -> list[torch.Tensor]:

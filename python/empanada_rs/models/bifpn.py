@@ -5,13 +5,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from empanada_rs.models.blocks import (
-    PanopticHead,
     SeparableConv2d,
     conv_bn,
     separable_conv_bn,
-    upsample4,
 )
-from empanada_rs.models.point_rend import PointRendSemSegHead
+from empanada_rs.models.panoptic_heads import PanopticModel, PointRendVariant
 from empanada_rs.models.resnet import ResNetEncoder
 
 # fast-fusion epsilon (EfficientDet)
@@ -39,8 +37,9 @@ def _fusion_block(fpn_dim: int, depthwise: bool) -> nn.Sequential:
     return conv_bn(fpn_dim, fpn_dim, 3)
 
 
-class TopDownFPN(nn.Module):
-    """Coarse-to-fine pass with fast normalised fusion; one conv block shared by all levels."""
+class _FusionPass(nn.Module):
+    """Per-level resampling to ``fpn_dim``, one fusion block shared by all levels and the
+    fast-normalised fusion weights of one BiFPN direction."""
 
     def __init__(self, nins: list[int], fpn_dim: int, depthwise: bool = True) -> None:
         super().__init__()
@@ -51,9 +50,16 @@ class TopDownFPN(nn.Module):
         self.weights = nn.Parameter(torch.ones(len(nins) + 1))
         self.eps = EPS
 
-    def forward(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
+    def _fusion_weights(self) -> torch.Tensor:
         weights = F.relu(self.weights)
-        weights = weights / (weights.sum() + self.eps)
+        return weights / (weights.sum() + self.eps)
+
+
+class TopDownFPN(_FusionPass):
+    """Coarse-to-fine pass with fast normalised fusion; one conv block shared by all levels."""
+
+    def forward(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
+        weights = self._fusion_weights()
         out = [features[0]]
         for i, (resample, combine) in enumerate(zip(self.resamplings, self.after_combines)):  # noqa: B905
             low = F.interpolate(out[-1], scale_factor=2.0, mode="nearest")
@@ -63,22 +69,13 @@ class TopDownFPN(nn.Module):
         return out
 
 
-class BottomUpFPN(nn.Module):
+class BottomUpFPN(_FusionPass):
     """Fine-to-coarse pass fusing the previous level, the input and the top-down feature."""
-
-    def __init__(self, nins: list[int], fpn_dim: int, depthwise: bool = True) -> None:
-        super().__init__()
-        self.resamplings = nn.ModuleList([Resample2d(n, fpn_dim) for n in nins])
-        block = _fusion_block(fpn_dim, depthwise)
-        self.after_combines = nn.ModuleList([block for _ in nins])
-        self.weights = nn.Parameter(torch.ones(len(nins) + 1))
-        self.eps = EPS
 
     def forward(
         self, features: list[torch.Tensor], top_down: list[torch.Tensor]
     ) -> list[torch.Tensor]:
-        weights = F.relu(self.weights)
-        weights = weights / (weights.sum() + self.eps)
+        weights = self._fusion_weights()
         last = len(self.resamplings) - 1
         out = [top_down[0]]
         for i, (resample, combine) in enumerate(zip(self.resamplings, self.after_combines)):  # noqa: B905
@@ -162,7 +159,7 @@ class BiFPNDecoder(nn.Module):
         return self.fusion(x)
 
 
-class PanopticBiFPN(nn.Module):
+class PanopticBiFPN(PanopticModel):
     """Panoptic BiFPN (MitoNet_v1_mini's architecture); inputs must be multiples of 128.
 
     Args:
@@ -187,7 +184,7 @@ class PanopticBiFPN(nn.Module):
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
-        self.fpn_dim = fpn_dim
+        self.head_channels = fpn_dim
         self.encoder = ResNetEncoder(encoder, encoder_width, 32)
         widths = self.encoder.widths
         self.p2_resample = Resample2d(widths[0], fpn_dim)
@@ -198,12 +195,7 @@ class PanopticBiFPN(nn.Module):
         if ins_decoder:
             self.instance_fpn = BiFPN(list(widths[1:]), fpn_dim, fpn_layers, depthwise)
             self.instance_decoder = BiFPNDecoder(fpn_dim)
-        self.semantic_head = PanopticHead(fpn_dim, num_classes)
-        self.ins_center = PanopticHead(fpn_dim, 1)
-        self.ins_xy = PanopticHead(fpn_dim, 2)
-        # Identity in float; quantize_model quantizes the encoder only (spec §8.2)
-        self.quant: nn.Module = nn.Identity()
-        self.dequant: nn.Module = nn.Identity()
+        self._build_heads()
 
     def _heads(
         self, x: torch.Tensor
@@ -220,23 +212,6 @@ class PanopticBiFPN(nn.Module):
         sem = self.semantic_head(semantic_x)
         return semantic_x, sem, self.ins_center(instance_x), self.ins_xy(instance_x)
 
-    def forward(
-        self, x: torch.Tensor, render_steps: int = 2, interpolate_ins: bool = True
-    ) -> dict[str, torch.Tensor]:
-        _, sem, ctr, offsets = self._heads(x)
-        out: dict[str, torch.Tensor] = {}
-        if self.training:
-            out["sem_logits"] = upsample4(sem)
-            out["ctr_hmp"] = upsample4(ctr)
-            out["offsets"] = upsample4(offsets)
-            return out
-        out["sem_logits"] = F.interpolate(
-            sem, scale_factor=float(2**render_steps), mode="bilinear", align_corners=True
-        )
-        out["ctr_hmp"] = upsample4(ctr) if interpolate_ins else ctr
-        out["offsets"] = upsample4(offsets) if interpolate_ins else offsets
-        return out
-
     def quantized_parts(self) -> list[nn.Module]:
         return [self.encoder]
 
@@ -244,50 +219,9 @@ class PanopticBiFPN(nn.Module):
         self.encoder.fuse_model()
 
 
-class PanopticBiFPNPR(PanopticBiFPN):
+class PanopticBiFPNPR(PointRendVariant, PanopticBiFPN):
     """Panoptic BiFPN with a PointRend semantic head (MitoNet_v1_mini, plugin BiFPN models).
 
-    Takes every argument of :class:`PanopticBiFPN` plus num_fc=3, train_num_points=1024,
-    oversample_ratio=3, importance_sample_ratio=0.75, subdivision_steps=2,
-    subdivision_num_points=8192.
+    Takes every argument of :class:`PanopticBiFPN` plus the PointRend ones of
+    :class:`~empanada_rs.models.panoptic_heads.PointRendVariant`.
     """
-
-    def __init__(
-        self,
-        num_fc: int = 3,
-        train_num_points: int = 1024,
-        oversample_ratio: int = 3,
-        importance_sample_ratio: float = 0.75,
-        subdivision_steps: int = 2,
-        subdivision_num_points: int = 8192,
-        **kwargs: object,
-    ) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
-        self.semantic_pr = PointRendSemSegHead(
-            self.fpn_dim,
-            self.num_classes,
-            num_fc,
-            train_num_points,
-            oversample_ratio,
-            importance_sample_ratio,
-            subdivision_steps,
-            subdivision_num_points,
-        )
-
-    def forward(
-        self, x: torch.Tensor, render_steps: int = 2, interpolate_ins: bool = True
-    ) -> dict[str, torch.Tensor]:
-        semantic_x, sem, ctr, offsets = self._heads(x)
-        out: dict[str, torch.Tensor] = {}
-        if self.training:
-            points, coords = self.semantic_pr.forward_train(sem, semantic_x)
-            out["sem_logits"] = upsample4(sem)
-            out["sem_points"] = points
-            out["point_coords"] = coords
-            out["ctr_hmp"] = upsample4(ctr)
-            out["offsets"] = upsample4(offsets)
-            return out
-        out["sem_logits"] = self.semantic_pr.render(sem, semantic_x, render_steps)
-        out["ctr_hmp"] = upsample4(ctr) if interpolate_ins else ctr
-        out["offsets"] = upsample4(offsets) if interpolate_ins else offsets
-        return out

@@ -9,15 +9,13 @@ from torch.ao.nn.quantized import FloatFunctional
 from torch.ao.quantization import fuse_modules
 
 from empanada_rs.models.blocks import (
-    PanopticHead,
     conv_bn,
     fuse_conv_bn,
     fuse_separable,
     init_small_normal,
     separable_conv_bn,
-    upsample4,
 )
-from empanada_rs.models.point_rend import PointRendSemSegHead
+from empanada_rs.models.panoptic_heads import PanopticModel, PointRendVariant
 from empanada_rs.models.resnet import ResNetEncoder
 
 
@@ -121,7 +119,7 @@ class PanopticDeepLabDecoder(nn.Module):
             fuse_separable(fuse)
 
 
-class PanopticDeepLab(nn.Module):
+class PanopticDeepLab(PanopticModel):
     """Panoptic-DeepLab: ResNet encoder, semantic (+ instance) decoder, three heads.
 
     Eval forward follows the model contract (spec §2.2); ``sem_logits`` is the 1/4 map
@@ -159,7 +157,7 @@ class PanopticDeepLab(nn.Module):
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
-        self.decoder_channels = decoder_channels
+        self.head_channels = decoder_channels
         self.encoder = ResNetEncoder(encoder, encoder_width, stage4_stride)
         widths = self.encoder.widths
         low_channels = [widths[i - 1] for i in low_level_stages]
@@ -185,14 +183,7 @@ class PanopticDeepLab(nn.Module):
                 aspp_channels,
                 aspp_dropout,
             )
-        self.semantic_head = PanopticHead(decoder_channels, num_classes)
-        self.ins_center = PanopticHead(decoder_channels, 1)
-        self.ins_xy = PanopticHead(decoder_channels, 2)
-        # Identity in float; quantize_model swaps in Quant/DeQuant stubs at the boundary
-        # between the quantized part (encoder, decoders, semantic and centre heads) and the
-        # float part (offset head, PointRend).
-        self.quant: nn.Module = nn.Identity()
-        self.dequant: nn.Module = nn.Identity()
+        self._build_heads()
 
     def _heads(
         self, x: torch.Tensor
@@ -208,24 +199,6 @@ class PanopticDeepLab(nn.Module):
         ctr = self.dequant(self.ins_center(instance_x))
         offsets = self.ins_xy(self.dequant(instance_x))
         return self.dequant(semantic_x), sem, ctr, offsets
-
-    def forward(
-        self, x: torch.Tensor, render_steps: int = 2, interpolate_ins: bool = True
-    ) -> dict[str, torch.Tensor]:
-        _, sem, ctr, offsets = self._heads(x)
-        out: dict[str, torch.Tensor] = {}
-        if self.training:
-            out["sem_logits"] = upsample4(sem)
-            out["ctr_hmp"] = upsample4(ctr)
-            out["offsets"] = upsample4(offsets)
-            return out
-        scale = float(2**render_steps)
-        out["sem_logits"] = F.interpolate(
-            sem, scale_factor=scale, mode="bilinear", align_corners=True
-        )
-        out["ctr_hmp"] = upsample4(ctr) if interpolate_ins else ctr
-        out["offsets"] = upsample4(offsets) if interpolate_ins else offsets
-        return out
 
     def quantized_parts(self) -> list[nn.Module]:
         """Submodules that run quantized (spec §8.2)."""
@@ -244,51 +217,9 @@ class PanopticDeepLab(nn.Module):
         self.ins_xy.fuse_model()
 
 
-class PanopticDeepLabPR(PanopticDeepLab):
+class PanopticDeepLabPR(PointRendVariant, PanopticDeepLab):
     """Panoptic-DeepLab with a PointRend semantic head (the plugin's "PanopticDeepLabPR").
 
-    Takes every argument of :class:`PanopticDeepLab` plus the PointRend ones:
-    num_fc=3, train_num_points=1024, oversample_ratio=3, importance_sample_ratio=0.75,
-    subdivision_steps=2 (unused at inference: ``render_steps`` decides),
-    subdivision_num_points=8192.
+    Takes every argument of :class:`PanopticDeepLab` plus the PointRend ones of
+    :class:`~empanada_rs.models.panoptic_heads.PointRendVariant`.
     """
-
-    def __init__(
-        self,
-        num_fc: int = 3,
-        train_num_points: int = 1024,
-        oversample_ratio: int = 3,
-        importance_sample_ratio: float = 0.75,
-        subdivision_steps: int = 2,
-        subdivision_num_points: int = 8192,
-        **kwargs: object,
-    ) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
-        self.semantic_pr = PointRendSemSegHead(
-            self.decoder_channels,
-            self.num_classes,
-            num_fc,
-            train_num_points,
-            oversample_ratio,
-            importance_sample_ratio,
-            subdivision_steps,
-            subdivision_num_points,
-        )
-
-    def forward(
-        self, x: torch.Tensor, render_steps: int = 2, interpolate_ins: bool = True
-    ) -> dict[str, torch.Tensor]:
-        semantic_x, sem, ctr, offsets = self._heads(x)
-        out: dict[str, torch.Tensor] = {}
-        if self.training:
-            points, coords = self.semantic_pr.forward_train(sem, semantic_x)
-            out["sem_logits"] = upsample4(sem)
-            out["sem_points"] = points
-            out["point_coords"] = coords
-            out["ctr_hmp"] = upsample4(ctr)
-            out["offsets"] = upsample4(offsets)
-            return out
-        out["sem_logits"] = self.semantic_pr.render(sem, semantic_x, render_steps)
-        out["ctr_hmp"] = upsample4(ctr) if interpolate_ins else ctr
-        out["offsets"] = upsample4(offsets) if interpolate_ins else offsets
-        return out

@@ -62,16 +62,19 @@ class PointHead(nn.Module):
 
 
 class PointRendSemSegHead(nn.Module):
+    """The PointRend semantic head; its arguments (and their defaults) are documented on
+    :class:`~empanada_rs.models.panoptic_heads.PointRendVariant`, which builds it."""
+
     def __init__(
         self,
         nin: int,
         num_classes: int,
-        num_fc: int = 3,
-        train_num_points: int = 1024,
-        oversample_ratio: int = 3,
-        importance_sample_ratio: float = 0.75,
-        subdivision_steps: int = 2,
-        subdivision_num_points: int = 8192,
+        num_fc: int,
+        train_num_points: int,
+        oversample_ratio: int,
+        importance_sample_ratio: float,
+        subdivision_steps: int,
+        subdivision_num_points: int,
     ) -> None:
         super().__init__()
         self.train_num_points = train_num_points

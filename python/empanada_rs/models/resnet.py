@@ -15,8 +15,14 @@ def _conv3x3(nin: int, nout: int, stride: int = 1, dilation: int = 1) -> nn.Conv
     return nn.Conv2d(nin, nout, 3, stride=stride, padding=dilation, dilation=dilation, bias=False)
 
 
-class BasicBlock(nn.Module):
+class _ResidualBlock(nn.Module):
+    """Body + (downsampled) identity, then ReLU; subclasses build the body in ``_body_layers``.
+
+    ``fuse_groups`` lists the body's conv/BN(/ReLU) attribute names fused by :meth:`fuse_model`.
+    """
+
     expansion = 1
+    fuse_groups: list[list[str]] = []
 
     def __init__(
         self,
@@ -27,43 +33,53 @@ class BasicBlock(nn.Module):
         downsample: nn.Module | None = None,
     ) -> None:
         super().__init__()
-        self.conv1 = _conv3x3(inplanes, planes, stride, dilation)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.relu = nn.ReLU()
-        self.conv2 = _conv3x3(planes, planes, 1, dilation)
-        self.bn2 = nn.BatchNorm2d(planes)
+        self._body_layers(inplanes, planes, stride, dilation)
         self.downsample = downsample
         # a FloatFunctional so the residual add survives quantization; stateless in float
         self.add_relu = FloatFunctional()
 
+    def _body_layers(self, inplanes: int, planes: int, stride: int, dilation: int) -> None:
+        raise NotImplementedError
+
+    def _body(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
+        out = self._body(x)
         identity = x
         if self.downsample is not None:
             identity = self.downsample(x)
         return self.add_relu.add_relu(out, identity)
 
     def fuse_model(self) -> None:
-        fuse_modules(self, [["conv1", "bn1", "relu"], ["conv2", "bn2"]], inplace=True)
+        fuse_modules(self, self.fuse_groups, inplace=True)
         if self.downsample is not None:
             fuse_modules(self.downsample, ["0", "1"], inplace=True)
 
 
-class Bottleneck(nn.Module):
+class BasicBlock(_ResidualBlock):
+    expansion = 1
+    fuse_groups = [["conv1", "bn1", "relu"], ["conv2", "bn2"]]
+
+    def _body_layers(self, inplanes: int, planes: int, stride: int, dilation: int) -> None:
+        self.conv1 = _conv3x3(inplanes, planes, stride, dilation)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU()
+        self.conv2 = _conv3x3(planes, planes, 1, dilation)
+        self.bn2 = nn.BatchNorm2d(planes)
+
+    def _body(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.bn2(self.conv2(out))
+
+
+class Bottleneck(_ResidualBlock):
     """ResNet V1.5 bottleneck (stride and dilation on the 3x3 conv)."""
 
     expansion = 4
+    fuse_groups = [["conv1", "bn1", "relu1"], ["conv2", "bn2", "relu2"], ["conv3", "bn3"]]
 
-    def __init__(
-        self,
-        inplanes: int,
-        planes: int,
-        stride: int = 1,
-        dilation: int = 1,
-        downsample: nn.Module | None = None,
-    ) -> None:
-        super().__init__()
+    def _body_layers(self, inplanes: int, planes: int, stride: int, dilation: int) -> None:
         self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
         self.relu1 = nn.ReLU()
@@ -72,29 +88,14 @@ class Bottleneck(nn.Module):
         self.relu2 = nn.ReLU()
         self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(planes * 4)
-        self.downsample = downsample
-        self.add_relu = FloatFunctional()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _body(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu1(self.bn1(self.conv1(x)))
         out = self.relu2(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        identity = x
-        if self.downsample is not None:
-            identity = self.downsample(x)
-        return self.add_relu.add_relu(out, identity)
-
-    def fuse_model(self) -> None:
-        fuse_modules(
-            self,
-            [["conv1", "bn1", "relu1"], ["conv2", "bn2", "relu2"], ["conv3", "bn3"]],
-            inplace=True,
-        )
-        if self.downsample is not None:
-            fuse_modules(self.downsample, ["0", "1"], inplace=True)
+        return self.bn3(self.conv3(out))
 
 
-_DEPTHS: dict[str, tuple[type[nn.Module], tuple[int, int, int, int]]] = {
+_DEPTHS: dict[str, tuple[type[_ResidualBlock], tuple[int, int, int, int]]] = {
     "resnet18": (BasicBlock, (2, 2, 2, 2)),
     "resnet34": (BasicBlock, (3, 4, 6, 3)),
     "resnet50": (Bottleneck, (3, 4, 6, 3)),
@@ -137,14 +138,14 @@ class ResNetEncoder(nn.Module):
 
     def _stage(
         self,
-        block: type[nn.Module],
+        block: type[_ResidualBlock],
         planes: int,
         n: int,
         stride: int,
         dilation: int,
         widths: list[int],
     ) -> nn.Sequential:
-        nout = planes * block.expansion  # type: ignore[attr-defined]
+        nout = planes * block.expansion
         downsample = None
         if stride != 1 or self.inplanes != nout:
             downsample = nn.Sequential(
@@ -167,5 +168,5 @@ class ResNetEncoder(nn.Module):
     def fuse_model(self) -> None:
         fuse_modules(self, ["conv1", "bn1", "relu"], inplace=True)
         for m in self.modules():
-            if isinstance(m, (BasicBlock, Bottleneck)):
+            if isinstance(m, _ResidualBlock):
                 m.fuse_model()
