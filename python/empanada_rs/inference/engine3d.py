@@ -78,11 +78,13 @@ def _table(stats: dict[str, npt.NDArray[Any]]) -> dict[str, npt.NDArray[Any]]:
 
 def _objects_table(seg: Segmentation, class_id: int) -> dict[str, npt.NDArray[Any]]:
     """Object table from the sparse objects (no dense volume): ids 1..N in object order,
-    centroids from the runs."""
+    boxes and centroids from the runs. (Stored boxes are not always tight: a consensus
+    object keeps the union of its views' boxes, spec §6.3, so they are recomputed.)"""
     objs = seg.objects(class_id)
     d, h, w = seg.shape
     n = len(objs["ids"])
     cents = np.zeros((n, 3), np.float64)
+    boxes = np.zeros((n, 6), np.int64)
     offs, starts, runs = objs["offsets"], objs["starts"], objs["runs"]
     for i in range(n):
         s, r = starts[offs[i] : offs[i + 1]], runs[offs[i] : offs[i + 1]]
@@ -91,10 +93,11 @@ def _objects_table(seg: Segmentation, class_id: int) -> dict[str, npt.NDArray[An
         z, rem = np.divmod(flat, h * w)
         y, x = np.divmod(rem, w)
         cents[i] = [z.mean(), y.mean(), x.mean()]
+        boxes[i] = [z.min(), y.min(), x.min(), z.max() + 1, y.max() + 1, x.max() + 1]
     return {
         "ids": np.arange(1, n + 1, dtype=np.uint64),
         "counts": np.asarray(objs["counts"], np.int64),
-        "boxes": np.asarray(objs["boxes"], np.int64),
+        "boxes": boxes,
         "centroids": cents,
     }
 

@@ -13,8 +13,6 @@ from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
-import torch
-import torch.nn.functional as F
 
 from empanada_rs._core import Segmentation, StackPipeline
 from empanada_rs.errors import InvalidArgumentError
@@ -135,16 +133,13 @@ class Timings:
         }
 
 
-def downsample(image: npt.NDArray[np.float32], factor: int) -> npt.NDArray[np.float32]:
-    """Bilinear resize to ``(ceil(H/s), ceil(W/s))`` (spec §3.1; half-pixel centres and no
-    antialiasing, as OpenCV's INTER_LINEAR)."""
-    if factor == 1:
-        return image
-    h, w = image.shape
-    size = (-(-h // factor), -(-w // factor))
-    t = torch.from_numpy(np.ascontiguousarray(image))[None, None]
-    out = F.interpolate(t, size=size, mode="bilinear", align_corners=False)
-    return out[0, 0].numpy()
+def downsample(image: npt.NDArray[Any], factor: int) -> npt.NDArray[Any]:
+    """Bilinear resize to ``(ceil(H/s), ceil(W/s))`` with OpenCV's ``INTER_LINEAR`` on the
+    slice's own dtype (spec §3.1), as the reference does before normalising: uint8 slices
+    resize to the same rounded uint8 values, so model inputs are identical."""
+    from empanada_rs.inference.engine2d import resize_by
+
+    return resize_by(image, factor)
 
 
 def prepare_slices(
@@ -153,8 +148,8 @@ def prepare_slices(
     norms: tuple[float, float],
     downsampling: int,
 ) -> list[npt.NDArray[np.float32]]:
-    """Normalise (one value range for the whole volume) and downsample model inputs."""
-    return [downsample(normalize(s, value_range, norms), downsampling) for s in slices]
+    """Downsample, then normalise (one value range for the whole volume) model inputs."""
+    return [normalize(downsample(s, downsampling), value_range, norms) for s in slices]
 
 
 class SlicePredictor(Protocol):
