@@ -34,7 +34,7 @@ def add_parser(subparsers: Any) -> None:
     g.add_argument("--downsampling", type=int, default=1)
     g.add_argument("--confidence-thr", type=float, default=0.5)
     g.add_argument("--center-confidence-thr", type=float, default=0.1)
-    g.add_argument("--min-distance-object-centers", type=int, default=3)
+    g.add_argument("--center-min-distance", type=int, default=3)
     g.add_argument("--fine-boundaries", action="store_true")
     g.add_argument("--semantic-only", action="store_true")
     g.add_argument("--median-kernel-size", type=int, choices=MEDIAN_SIZES, default=3)
@@ -61,7 +61,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 _PARAMS = (
-    "downsampling confidence_thr center_confidence_thr min_distance_object_centers "
+    "downsampling confidence_thr center_confidence_thr center_min_distance "
     "fine_boundaries semantic_only median_kernel_size median_mode min_size min_extent "
     "label_divisor erode dilate fill_holes pixel_vote_thr allow_one_view batch_size normalize"
 ).split()

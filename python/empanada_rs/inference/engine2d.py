@@ -26,6 +26,7 @@ from empanada_rs._core import fill_holes as _fill_holes
 from empanada_rs._core import panoptic_2d, stitch_tiles, tile_layout
 from empanada_rs.errors import DTypeError, InvalidArgumentError, ShapeError
 from empanada_rs.inference.objects import ObjectTable, object_tables
+from empanada_rs.inference.params import InferenceParams, check_int
 from empanada_rs.inference.roi import Region, polygon_region, viewport_region
 from empanada_rs.inference.runner import (
     ModelHandle,
@@ -45,75 +46,30 @@ _CV2_DTYPES = (np.uint8, np.uint16, np.int16, np.float32, np.float64)
 
 
 @dataclass(frozen=True)
-class Params2D:
-    """2D inference parameters; the defaults are the plugin widget's (spec §3.10, §12.2),
-    the one set used everywhere (design §3).
+class Params2D(InferenceParams):
+    """2D inference parameters: those of :class:`InferenceParams` (same names and
+    defaults as 3D) plus tiling.
 
-    - ``downsampling`` (1): power of two 1–64; the image is resized to ``ceil(H/s),
-      ceil(W/s)`` and the model renders the semantic map back at full size.
-    - ``confidence_thr`` (0.5): semantic threshold of binary models ("Segmentation
-      Confidence Thr"); multi-class models take the argmax and ignore it.
-    - ``center_confidence_thr`` (0.1): heatmap values above it can be centres ("Center
-      Confidence Thr", ``nms_threshold``).
-    - ``center_min_distance`` (3): NMS window in heatmap cells ("Centers Min Distance",
-      ``nms_kernel``); the heatmap is at 1/4 resolution unless ``fine_boundaries``.
-    - ``fine_boundaries`` (False): group pixels at the model-input resolution instead of
-      1/4 (the model's ``interpolate_ins``); borders between touching objects are smoother.
-    - ``semantic_only`` (False): no instances; every class becomes one region ``c*L``.
-    - ``fill_holes`` (False): fill the holes of each object's own mask (design §3 fix).
-    - ``label_divisor`` (10000): ids are ``class * label_divisor + instance`` ("Max
-      objects per class"); more instances raise :class:`LabelOverflowError`.
     - ``tile_size`` (0): 0 = no tiling; otherwise images with a side above it are cut into
       tiles of this size (clamped per axis to the image), overlapping by ``tile_overlap``.
     - ``tile_overlap`` (None): minimum tile border; None = ``min(128, int(0.1*tile_size))``
       (spec §4.1); must be below half the tile size.
-    - ``batch_size`` (4): model inputs (tiles or same-size images) per forward pass.
-    - ``normalize`` ("robust"): intensity range of non-uint8 integer images (design §3);
-      "parity" uses the dtype maximum like the reference. uint8 is the same in both."""
+    - ``batch_size`` (4): model inputs (tiles or same-size images) per forward pass."""
 
-    downsampling: int = 1
-    confidence_thr: float = 0.5
-    center_confidence_thr: float = 0.1
-    center_min_distance: int = 3
-    fine_boundaries: bool = False
-    semantic_only: bool = False
-    fill_holes: bool = False
-    label_divisor: int = 10000
     tile_size: int = 0
     tile_overlap: int | None = None
     batch_size: int = 4
-    normalize: NormalizeMode = "robust"
 
     def __post_init__(self) -> None:
-        def integer(name: str, lo: int) -> int:
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-                raise InvalidArgumentError(f"{name}: {v!r} is not an integer >= {lo}")
-            return int(v)
-
-        render_steps_for(integer("downsampling", 1))
-        v = self.confidence_thr
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
-            raise InvalidArgumentError(f"confidence_thr: {v!r} is not a number in [0, 1]")
-        v = self.center_confidence_thr
-        # the heatmap is a raw regression (spec §2.2), so any finite threshold is meaningful
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise InvalidArgumentError(f"center_confidence_thr: {v!r} is not a finite number")
-        integer("center_min_distance", 1)
-        integer("label_divisor", 2)
-        t = integer("tile_size", 0)
-        integer("batch_size", 1)
+        super().__post_init__()
+        t = check_int(self, "tile_size", 0)
         if self.tile_overlap is not None:
-            b = integer("tile_overlap", 0)
+            b = check_int(self, "tile_overlap", 0)
             if t > 0 and 2 * b >= t:
                 raise InvalidArgumentError(
                     f"tile_overlap: {b} is not below half the tile size ({t}); raise "
                     f"tile_size above {2 * b} or lower tile_overlap below {math.ceil(t / 2)}"
                 )
-        if self.normalize not in ("robust", "parity"):
-            raise InvalidArgumentError(
-                f"normalize: {self.normalize!r} is not a mode; use 'robust' or 'parity'"
-            )
 
 
 @dataclass

@@ -143,7 +143,7 @@ def segment_3d(
     - ``progress``: True for a progress bar on stderr per plane, or a callable
       ``(plane, done, total)``.
     - ``**params``: :class:`~empanada_rs.inference.stack.Params3d` fields (downsampling,
-      confidence_thr, center_confidence_thr, min_distance_object_centers, fine_boundaries,
+      confidence_thr, center_confidence_thr, center_min_distance, fine_boundaries,
       semantic_only, median_kernel_size, median_mode, min_size, min_extent,
       label_divisor, merge_iou_thr, merge_ioa_thr, erode, dilate, fill_holes,
       pixel_vote_thr, allow_one_view, cluster_iou_thr, batch_size, normalize).

@@ -5,7 +5,6 @@ post-processing and forward matching while the model works on the next batch."""
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -16,11 +15,11 @@ import numpy.typing as npt
 
 from empanada_rs._core import Segmentation, StackPipeline
 from empanada_rs.errors import InvalidArgumentError
+from empanada_rs.inference.params import InferenceParams, check_int, check_number
 from empanada_rs.inference.runner import (
     ModelHandle,
     ModelOutputs,
     ModelRunner,
-    NormalizeMode,
     normalize,
     render_steps_for,
 )
@@ -30,84 +29,51 @@ MEDIAN_SIZES = (1, 3, 5, 7, 9, 11)
 
 
 @dataclass(frozen=True)
-class Params3d:
-    """Parameters of 3D inference, with the 3D widget's defaults (spec §12.3).
+class Params3d(InferenceParams):
+    """3D inference parameters: those of :class:`InferenceParams` (same names and
+    defaults as 2D; ``fill_holes`` works per object and per slice on each plane's stack)
+    plus, with the 3D widget's defaults (spec §12.3):
 
-    - ``downsampling`` (1): power of two; slices are shrunk by it (bilinear) before the
-      model, outputs come back at full size.
-    - ``confidence_thr`` (0.5), ``center_confidence_thr`` (0.1),
-      ``min_distance_object_centers`` (3: the NMS window at 1/4 resolution),
-      ``fine_boundaries`` (False), ``semantic_only`` (False): 2D post-processing (§3).
     - ``median_kernel_size`` (3; 1, 3, ..., 11) and ``median_mode`` ("recursive", the
       reference's; or "running"): median over slices (§5.3).
     - ``min_size`` (500 voxels), ``min_extent`` (5 slices): 3D filters (§5.6).
-    - ``label_divisor`` (10000): the most objects per class in one slice stack.
     - ``merge_iou_thr`` / ``merge_ioa_thr`` (0.25 / 0.25): slice matching (§5.4).
-    - ``erode`` / ``dilate`` (0): per-object morphology steps, ``fill_holes`` (False):
-      per-object, per-slice hole filling; all applied to each plane's stack (§5.6.3).
+    - ``erode`` / ``dilate`` (0): per-object morphology steps, applied to each plane's
+      stack (§5.6.3).
     - ``pixel_vote_thr`` (2), ``allow_one_view`` (False), ``cluster_iou_thr`` (0.75):
       ortho-plane consensus (§6).
-    - ``batch_size`` (1): slices per model call. ``normalize`` ("robust"): see
-      :func:`~empanada_rs.inference.runner.intensity_range`.
+    - ``batch_size`` (1): slices per model call.
     """
 
-    downsampling: int = 1
-    confidence_thr: float = 0.5
-    center_confidence_thr: float = 0.1
-    min_distance_object_centers: int = 3
-    fine_boundaries: bool = False
-    semantic_only: bool = False
     median_kernel_size: int = 3
     median_mode: str = "recursive"
     min_size: int = 500
     min_extent: int = 5
-    label_divisor: int = 10000
     merge_iou_thr: float = 0.25
     merge_ioa_thr: float = 0.25
     erode: int = 0
     dilate: int = 0
-    fill_holes: bool = False
     pixel_vote_thr: int = 2
     allow_one_view: bool = False
     cluster_iou_thr: float = 0.75
-    batch_size: int = 1
-    normalize: NormalizeMode = "robust"
 
     def __post_init__(self) -> None:
-        render_steps_for(self.downsampling)  # checks the power of two
+        super().__post_init__()
         if self.median_kernel_size not in MEDIAN_SIZES:
             raise InvalidArgumentError(
                 f"median_kernel_size: {self.median_kernel_size} is not one of {MEDIAN_SIZES}"
             )
-        for name, lo, hi in (
-            ("confidence_thr", 0.0, 1.0),
-            ("center_confidence_thr", 0.0, 1.0),
-            ("merge_iou_thr", 0.0, 1.0),
-            ("merge_ioa_thr", 0.0, 1.0),
-            ("cluster_iou_thr", 0.0, 1.0),
-        ):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and lo <= v <= hi):
-                raise InvalidArgumentError(f"{name}: {v!r} must be a number in [{lo}, {hi}]")
-        for name, lo, hi in (
-            ("min_distance_object_centers", 1, 35),
-            ("min_size", 0, 2**40),
-            ("min_extent", 0, 2**31),
-            ("label_divisor", 1, 2**31 - 1),
-            ("erode", 0, 50),
-            ("dilate", 0, 50),
-            ("pixel_vote_thr", 1, 3),
-            ("batch_size", 1, 4096),
-        ):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not lo <= v <= hi:
-                raise InvalidArgumentError(f"{name}: {v!r} must be an int in [{lo}, {hi}]")
         if self.median_mode not in ("recursive", "running"):
             raise InvalidArgumentError(
                 f"median_mode: {self.median_mode!r}; use 'recursive' or 'running'"
             )
-        if self.normalize not in ("robust", "parity"):
-            raise InvalidArgumentError(f"normalize: {self.normalize!r}; use 'robust' or 'parity'")
+        for name in ("merge_iou_thr", "merge_ioa_thr", "cluster_iou_thr"):
+            check_number(self, name, 0.0, 1.0)
+        check_int(self, "min_size", 0)
+        check_int(self, "min_extent", 0)
+        check_int(self, "erode", 0, 50)
+        check_int(self, "dilate", 0, 50)
+        check_int(self, "pixel_vote_thr", 1, 3)
 
 
 @dataclass
@@ -200,7 +166,7 @@ def new_pipeline(
         label_divisor=p.label_divisor,
         confidence_thr=p.confidence_thr,
         nms_threshold=p.center_confidence_thr,
-        nms_kernel=p.min_distance_object_centers,
+        nms_kernel=p.center_min_distance,
         upsampling=p.downsampling,
         median_kernel_size=p.median_kernel_size,
         median_mode=p.median_mode,
