@@ -717,14 +717,16 @@ mod tests {
 
     #[test]
     fn galloping_intersection_equals_the_plain_merge() {
-        let mut seed = 7u64;
-        let mut rnd = |m: u64| {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 33) % m
+        let seed = std::cell::Cell::new(7u64);
+        let rnd = |m: u64| {
+            seed.set(
+                seed.get()
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407),
+            );
+            (seed.get() >> 33) % m
         };
-        let mut runs_of = |n: usize, gap: u64, len: u64| {
+        let runs_of = |n: usize, gap: u64, len: u64| {
             let (mut s, mut r, mut at) = (Vec::new(), Vec::new(), rnd(50) as i64);
             for _ in 0..n {
                 at += rnd(gap) as i64;
