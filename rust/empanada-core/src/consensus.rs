@@ -6,6 +6,8 @@
 //! densely. Connected components of the object graph are independent, so they run in
 //! parallel and are concatenated in the reference's order afterwards.
 
+use std::borrow::Cow;
+
 use rayon::prelude::*;
 
 use crate::rle::{self, RleObjects};
@@ -124,27 +126,106 @@ struct Edge {
 }
 
 /// Pairs of boxes from different sources whose intersection volume is > 0 (touching boxes
-/// are not candidates), as `(i, j)` with `i < j`, sorted. A sweep along the first axis:
-/// only boxes whose first-axis intervals overlap are compared.
+/// are not candidates), as `(i, j)` with `i < j`, sorted.
+///
+/// Boxes are binned on a uniform grid (cells about the median box size); a pair is only
+/// compared in the cells both boxes cover, and reported in the one cell holding the lower
+/// corner of its intersection, so each pair comes out once without a set.
 pub(crate) fn box_candidates(boxes: &[&[i64]], sources: &[usize]) -> Vec<(usize, usize)> {
+    let n = boxes.len();
     let nd = boxes.first().map_or(0, |b| b.len() / 2);
-    let mut order: Vec<usize> = (0..boxes.len()).collect();
-    order.sort_unstable_by_key(|&i| (boxes[i][0], i));
-    let mut out: Vec<(usize, usize)> = order
-        .par_iter()
-        .enumerate()
-        .flat_map_iter(|(k, &i)| {
-            let bi = boxes[i];
-            let order = &order;
-            order[k + 1..]
-                .iter()
-                .take_while(move |&&j| boxes[j][0] < bi[nd])
-                .filter(move |&&j| {
-                    let bj = boxes[j];
-                    sources[i] != sources[j]
-                        && (0..nd).all(|a| bi[a].max(bj[a]) < bi[a + nd].min(bj[a + nd]))
+    if n < 2 || nd == 0 {
+        return Vec::new();
+    }
+    let overlap =
+        |bi: &[i64], bj: &[i64]| (0..nd).all(|a| bi[a].max(bj[a]) < bi[a + nd].min(bj[a + nd]));
+    // Grid: origin at the lowest corner, cell edge per axis = the median extent (at least
+    // 1), widened until the grid has at most ~4n cells.
+    let mut origin = vec![i64::MAX; nd];
+    let mut top = vec![i64::MIN; nd];
+    let mut cell = vec![1i64; nd];
+    for a in 0..nd {
+        let mut ext: Vec<i64> = boxes.iter().map(|b| (b[a + nd] - b[a]).max(1)).collect();
+        let mid = ext.len() / 2;
+        cell[a] = *ext.select_nth_unstable(mid).1;
+        for b in boxes {
+            origin[a] = origin[a].min(b[a]);
+            top[a] = top[a].max(b[a + nd]);
+        }
+    }
+    let dims = |cell: &[i64]| -> Vec<usize> {
+        (0..nd)
+            .map(|a| ((top[a] - origin[a]).max(1) as u64).div_ceil(cell[a] as u64) as usize)
+            .collect()
+    };
+    let mut dim = dims(&cell);
+    while dim.iter().map(|&d| d as f64).product::<f64>() > 4.0 * n as f64 + 64.0 {
+        cell.iter_mut().for_each(|c| *c *= 2);
+        dim = dims(&cell);
+    }
+    let cell_of = |a: usize, v: i64| (((v - origin[a]) / cell[a]) as usize).min(dim[a] - 1);
+    // Cells covered by a box: [cell_of(lo), cell_of(hi - 1)] per axis (empty boxes: none).
+    let range = |b: &[i64]| -> Option<Vec<(usize, usize)>> {
+        (0..nd)
+            .map(|a| (b[a + nd] > b[a]).then(|| (cell_of(a, b[a]), cell_of(a, b[a + nd] - 1))))
+            .collect()
+    };
+    let flat = |idx: &[usize]| idx.iter().zip(&dim).fold(0usize, |f, (&i, &d)| f * d + i);
+    let total: usize = dim.iter().product();
+    let for_cells = |r: &[(usize, usize)], f: &mut dyn FnMut(usize)| {
+        let mut idx: Vec<usize> = r.iter().map(|p| p.0).collect();
+        loop {
+            f(flat(&idx));
+            let mut a = nd;
+            loop {
+                if a == 0 {
+                    return;
+                }
+                a -= 1;
+                if idx[a] < r[a].1 {
+                    idx[a] += 1;
+                    break;
+                }
+                idx[a] = r[a].0;
+            }
+        }
+    };
+    // CSR of box indices per cell, ascending within a cell.
+    let ranges: Vec<Option<Vec<(usize, usize)>>> = boxes.iter().map(|b| range(b)).collect();
+    let mut start = vec![0usize; total + 1];
+    for r in ranges.iter().flatten() {
+        for_cells(r, &mut |c| start[c + 1] += 1);
+    }
+    for c in 0..total {
+        start[c + 1] += start[c];
+    }
+    let mut fill = start.clone();
+    let mut members = vec![0usize; start[total]];
+    for (i, r) in ranges.iter().enumerate() {
+        if let Some(r) = r {
+            for_cells(r, &mut |c| {
+                members[fill[c]] = i;
+                fill[c] += 1;
+            });
+        }
+    }
+    let mut out: Vec<(usize, usize)> = (0..total)
+        .into_par_iter()
+        .with_min_len(64)
+        .flat_map_iter(|c| {
+            let m = &members[start[c]..start[c + 1]];
+            let (boxes, overlap, cell_of, flat) = (boxes, &overlap, &cell_of, &flat);
+            m.iter().enumerate().flat_map(move |(k, &i)| {
+                m[k + 1..].iter().filter_map(move |&j| {
+                    let (bi, bj) = (boxes[i], boxes[j]);
+                    if sources[i] == sources[j] || !overlap(bi, bj) {
+                        return None;
+                    }
+                    let corner: Vec<usize> =
+                        (0..nd).map(|a| cell_of(a, bi[a].max(bj[a]))).collect();
+                    (flat(&corner) == c).then_some((i, j))
                 })
-                .map(move |&j| (i.min(j), i.max(j)))
+            })
         })
         .collect();
     out.par_sort_unstable();
@@ -164,44 +245,76 @@ pub(crate) fn box_candidates(boxes: &[&[i64]], sources: &[usize]) -> Vec<(usize,
 /// links vanish and the second neighbours stay separate clusters. With the fix the loop
 /// continues on the re-linked graph, so a chain of overlapping clusters is merged until no
 /// links remain. Edge weights play no part in this loop, only adjacency and cluster sizes.
+///
+/// The node with the most neighbours is kept at the end of an ordered set keyed by
+/// (degree, reversed index), so each step costs a logarithm instead of a scan of all nodes.
 fn merge_clusters(members: &mut [Vec<usize>], adj: &mut [Vec<usize>]) -> Vec<bool> {
+    use std::cmp::Reverse;
+    use std::collections::BTreeSet;
     let n = members.len();
     let mut alive = vec![true; n];
-    while let Some(mc) = (0..n)
-        .filter(|&i| alive[i] && !adj[i].is_empty())
-        .max_by(|&a, &b| adj[a].len().cmp(&adj[b].len()).then(b.cmp(&a)))
-    {
+    let mut queue: BTreeSet<(usize, Reverse<usize>)> = (0..n)
+        .filter(|&i| !adj[i].is_empty())
+        .map(|i| (adj[i].len(), Reverse(i)))
+        .collect();
+    // Changes node i's neighbour list, keeping its key in the queue current.
+    let rekey = |queue: &mut BTreeSet<(usize, Reverse<usize>)>,
+                 adj: &mut [Vec<usize>],
+                 i: usize,
+                 f: &mut dyn FnMut(&mut Vec<usize>)| {
+        if !adj[i].is_empty() {
+            queue.remove(&(adj[i].len(), Reverse(i)));
+        }
+        f(&mut adj[i]);
+        if !adj[i].is_empty() {
+            queue.insert((adj[i].len(), Reverse(i)));
+        }
+    };
+    let mut is_nbr = vec![false; n];
+    while let Some((_, Reverse(mc))) = queue.pop_last() {
         let nbrs = std::mem::take(&mut adj[mc]);
         let biggest = nbrs.iter().map(|&j| members[j].len()).max().unwrap_or(0);
         if biggest > members[mc].len() {
             let pushed = std::mem::take(&mut members[mc]);
             for &j in &nbrs {
-                adj[j].retain(|&x| x != mc);
+                rekey(&mut queue, adj, j, &mut |a| a.retain(|&x| x != mc));
                 union_sorted(&mut members[j], &pushed);
             }
             members[mc] = pushed;
             alive[mc] = false;
         } else {
+            for &j in &nbrs {
+                is_nbr[j] = true;
+            }
             let mut second: Vec<usize> = Vec::new();
             for &j in &nbrs {
                 let m = std::mem::take(&mut members[j]);
                 union_sorted(&mut members[mc], &m);
                 alive[j] = false;
+                if !adj[j].is_empty() {
+                    queue.remove(&(adj[j].len(), Reverse(j)));
+                }
                 for s in std::mem::take(&mut adj[j]) {
                     if s != mc {
-                        adj[s].retain(|&x| x != j);
-                        if !nbrs.contains(&s) {
+                        rekey(&mut queue, adj, s, &mut |a| a.retain(|&x| x != j));
+                        if !is_nbr[s] {
                             second.push(s);
                         }
                     }
                 }
             }
+            for &j in &nbrs {
+                is_nbr[j] = false;
+            }
             second.sort_unstable();
             second.dedup();
             for &s in &second {
-                adj[s].push(mc);
+                rekey(&mut queue, adj, s, &mut |a| a.push(mc));
             }
             adj[mc] = second;
+            if !adj[mc].is_empty() {
+                queue.insert((adj[mc].len(), Reverse(mc)));
+            }
         }
     }
     alive
@@ -278,40 +391,47 @@ fn component_instances(
     // d. greedy merging.
     let alive = merge_clusters(&mut clusters, &mut adj);
 
-    // e. vote within each surviving cluster.
-    let mut candidates: Vec<Instance> = Vec::new();
-    for (c, members) in clusters.iter().enumerate() {
-        if !alive[c] || members.len() < min_cluster_size {
-            continue;
-        }
-        let nodes_of: Vec<&Node<'_>> = members.iter().map(|&x| &nodes[comp[x]]).collect();
-        let rles: Vec<rle::Rle<'_>> = nodes_of.iter().map(|n| n.rle()).collect();
-        let (starts, runs) = rle::vote(&rles, vote_thr)?;
-        if starts.is_empty() {
-            continue;
-        }
-        let mut bbox: [i64; 6] = nodes_of[0].bbox().try_into().expect("3D box");
-        for n in &nodes_of[1..] {
-            merge_box(&mut bbox, n.bbox());
-        }
-        candidates.push(Instance { bbox, starts, runs });
-    }
+    // e. vote within each surviving cluster (clusters are independent).
+    let candidates: Vec<Instance> = clusters
+        .par_iter()
+        .enumerate()
+        .filter(|(c, members)| alive[*c] && members.len() >= min_cluster_size)
+        .map(|(_, members)| -> Result<Option<Instance>> {
+            let nodes_of: Vec<&Node<'_>> = members.iter().map(|&x| &nodes[comp[x]]).collect();
+            let rles: Vec<rle::Rle<'_>> = nodes_of.iter().map(|n| n.rle()).collect();
+            let (starts, runs) = rle::vote(&rles, vote_thr)?;
+            if starts.is_empty() {
+                return Ok(None);
+            }
+            let mut bbox: [i64; 6] = nodes_of[0].bbox().try_into().expect("3D box");
+            for n in &nodes_of[1..] {
+                merge_box(&mut bbox, n.bbox());
+            }
+            Ok(Some(Instance { bbox, starts, runs }))
+        })
+        .collect::<Result<Vec<Option<Instance>>>>()?
+        .into_iter()
+        .flatten()
+        .collect();
 
     // f. union of candidates that overlap more than trivially.
     if candidates.len() < 2 {
         return Ok(candidates);
     }
+    // Only candidates whose boxes overlap can share a voxel (a candidate's box is the union
+    // of its members' boxes, so it holds every voxel it voted).
     let c = candidates.len();
+    let sizes: Vec<i64> = candidates.iter().map(|x| x.runs.iter().sum()).collect();
+    let boxes: Vec<&[i64]> = candidates.iter().map(|x| &x.bbox[..]).collect();
+    let own: Vec<usize> = (0..c).collect();
     let mut parent: Vec<usize> = (0..c).collect();
-    for a in 0..c {
-        for b in a + 1..c {
-            let (x, y) = (&candidates[a], &candidates[b]);
-            let inter = rle::intersection(&x.starts, &x.runs, &y.starts, &y.runs)?;
-            let union = x.runs.iter().sum::<i64>() + y.runs.iter().sum::<i64>() - inter;
-            let iou = inter as f64 / union as f64;
-            if iou > MIN_IOU || inter as f64 > MIN_OVERLAP {
-                join(&mut parent, a, b);
-            }
+    for (a, b) in box_candidates(&boxes, &own) {
+        let (x, y) = (&candidates[a], &candidates[b]);
+        let inter = rle::intersection_sorted(&x.starts, &x.runs, &y.starts, &y.runs);
+        let union = sizes[a] + sizes[b] - inter;
+        let iou = inter as f64 / union as f64;
+        if iou > MIN_IOU || inter as f64 > MIN_OVERLAP {
+            join(&mut parent, a, b);
         }
     }
     let mut out = Vec::new();
@@ -370,13 +490,13 @@ fn instance_consensus(views: &[&RleObjects], p: &ConsensusParams) -> Result<Vec<
     let pairs = box_candidates(&boxes, &sources);
     let edges: Vec<Edge> = pairs
         .par_iter()
-        .map(|&(a, b)| {
+        .filter_map(|&(a, b)| {
             let ((sa, ra), (sb, rb)) = (nodes[a].rle(), nodes[b].rle());
-            let inter = rle::intersection(sa, ra, sb, rb)?;
+            let inter = rle::intersection_sorted(sa, ra, sb, rb);
             let union = nodes[a].objects.counts[nodes[a].index]
                 + nodes[b].objects.counts[nodes[b].index]
                 - inter;
-            Ok(Edge {
+            (inter > 0).then(|| Edge {
                 a,
                 b,
                 iou: if union > 0 {
@@ -387,9 +507,6 @@ fn instance_consensus(views: &[&RleObjects], p: &ConsensusParams) -> Result<Vec<
                 overlap: inter,
             })
         })
-        .collect::<Result<Vec<Edge>>>()?
-        .into_iter()
-        .filter(|e| e.overlap > 0)
         .collect();
 
     let mut parent: Vec<usize> = (0..nodes.len()).collect();
@@ -530,15 +647,24 @@ pub fn orthoplane_consensus(views: &[&Segmentation], p: &ConsensusParams) -> Res
     };
     let mut out = Segmentation::new(shape);
     for (class_id, thing) in class_ids {
-        let objs: Vec<&RleObjects> = views
+        // The set operations below need each object's runs sorted and disjoint: checked once
+        // here (objects built by this crate always are; others are sorted).
+        let objs: Vec<Cow<'_, RleObjects>> = views
             .iter()
             .map(|s| {
-                s.classes
+                let o = s
+                    .classes
                     .iter()
                     .find(|c| c.class_id == class_id)
-                    .map_or(&empty, |c| &c.objects)
+                    .map_or(&empty, |c| &c.objects);
+                if rle::objects_sorted(o) {
+                    Ok(Cow::Borrowed(o))
+                } else {
+                    rle::sort_objects(o).map(Cow::Owned)
+                }
             })
-            .collect();
+            .collect::<Result<_>>()?;
+        let objs: Vec<&RleObjects> = objs.iter().map(|o| o.as_ref()).collect();
         let instances = if thing {
             instance_consensus(&objs, p)?
                 .into_iter()

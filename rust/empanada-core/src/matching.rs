@@ -287,7 +287,8 @@ pub fn match_slice(
             if !boxes_overlap(&t.bbox, &o.bbox) {
                 continue;
             }
-            let inter = rle::intersection(&t.starts, &t.runs, &o.starts, &o.runs)?;
+            // Objects come from `rle::encode` or `rle::union`: sorted, disjoint runs.
+            let inter = rle::intersection_sorted(&t.starts, &t.runs, &o.starts, &o.runs);
             if inter == 0 {
                 continue;
             }
@@ -557,13 +558,15 @@ impl Tracker {
         };
         for mut t in self.tracks {
             let (starts, runs) = match self.plane {
+                // Each slice added a sorted stretch: the stable sort merges them instead
+                // of sorting from scratch (all starts differ, so the order is the same).
                 Plane::Yz => {
-                    t.starts.sort_unstable();
+                    t.starts.sort();
                     rle::from_indices(&t.starts)?
                 }
                 _ => {
                     let mut pairs: Vec<(i64, i64)> = t.starts.into_iter().zip(t.runs).collect();
-                    pairs.sort_unstable();
+                    pairs.sort();
                     pairs.into_iter().unzip()
                 }
             };

@@ -25,6 +25,7 @@
 //! with slice `m`, not as they arrive as in the reference. Values and order are unchanged.
 
 use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 
@@ -64,6 +65,56 @@ impl MedianMode {
     }
 }
 
+/// Slice buffers kept for reuse. Slices are megabytes; a fresh buffer per slice costs page
+/// faults (the allocator returns freed blocks that large to the system) comparable to the
+/// median itself. A pool can be shared with whoever produces the slices and whoever consumes
+/// the filtered ones, so the same few buffers circulate.
+#[derive(Default)]
+pub struct BufferPool {
+    free: Mutex<Vec<Vec<f32>>>,
+}
+
+impl std::fmt::Debug for BufferPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.free.lock().map_or(0, |v| v.len());
+        write!(f, "BufferPool({n} free)")
+    }
+}
+
+impl BufferPool {
+    /// Buffers kept at most; more are freed.
+    const KEEP: usize = 8;
+
+    /// A buffer of `len` values whose content is unspecified (the caller overwrites it).
+    pub fn take(&self, len: usize) -> Vec<f32> {
+        let mut buf = self
+            .free
+            .lock()
+            .ok()
+            .and_then(|mut v| v.pop())
+            .unwrap_or_default();
+        buf.truncate(len);
+        buf.resize(len, 0.0);
+        buf
+    }
+
+    /// A buffer holding a copy of `data`.
+    pub fn copy_of(&self, data: &[f32]) -> Vec<f32> {
+        let mut buf = self.take(0);
+        buf.extend_from_slice(data);
+        buf
+    }
+
+    /// Hands a buffer back for reuse.
+    pub fn give(&self, buf: Vec<f32>) {
+        if let Ok(mut v) = self.free.lock() {
+            if v.len() < Self::KEEP {
+                v.push(buf);
+            }
+        }
+    }
+}
+
 /// One slice leaving the filter.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Emitted {
@@ -84,11 +135,16 @@ pub struct SliceMedianFilter {
     first: usize,
     filled: bool,
     finished: bool,
-    spare: Option<Vec<f32>>,
+    pool: Arc<BufferPool>,
 }
 
 impl SliceMedianFilter {
     pub fn new(kernel_size: i64, mode: MedianMode) -> Result<Self> {
+        Self::with_pool(kernel_size, mode, Arc::default())
+    }
+
+    /// A filter taking its slice buffers from `pool` and handing back those it drops.
+    pub fn with_pool(kernel_size: i64, mode: MedianMode, pool: Arc<BufferPool>) -> Result<Self> {
         if kernel_size < 1 || kernel_size % 2 == 0 {
             return Err(Error::invalid(
                 "kernel_size",
@@ -105,7 +161,7 @@ impl SliceMedianFilter {
             first: 0,
             filled: false,
             finished: false,
-            spare: None,
+            pool,
         })
     }
 
@@ -122,9 +178,7 @@ impl SliceMedianFilter {
 
     /// Adds the next slice (`data` in C order of `shape`) and returns the slices it releases.
     pub fn push(&mut self, shape: &[usize], data: &[f32]) -> Result<Vec<Emitted>> {
-        let mut buf = self.spare.take().unwrap_or_default();
-        buf.clear();
-        buf.extend_from_slice(data);
+        let buf = self.pool.copy_of(data);
         self.push_owned(shape, buf)
     }
 
@@ -175,7 +229,9 @@ impl SliceMedianFilter {
             return Ok(out);
         }
         if self.queue.len() == k {
-            self.spare = self.queue.pop_front();
+            if let Some(old) = self.queue.pop_front() {
+                self.pool.give(old);
+            }
             self.first += 1;
         }
         self.queue.push_back(data);
@@ -188,18 +244,21 @@ impl SliceMedianFilter {
             for i in 0..m {
                 out.push(Emitted {
                     index: self.first + i,
-                    data: self.queue[i].clone(),
+                    data: self.pool.copy_of(&self.queue[i]),
                 });
             }
         }
         let med = {
             let srcs: Vec<&[f32]> = self.queue.iter().map(|v| v.as_slice()).collect();
-            median_of(&srcs, &self.network)
+            let mut dst = self.pool.take(n);
+            median_into(&srcs, &self.network, &mut dst);
+            dst
         };
         let emitted = match self.mode {
             MedianMode::Recursive => {
-                let e = med.clone();
-                self.queue[m] = med;
+                let e = self.pool.copy_of(&med);
+                let raw = std::mem::replace(&mut self.queue[m], med);
+                self.pool.give(raw);
                 e
             }
             MedianMode::Running => med,
@@ -241,7 +300,7 @@ impl SliceMedianFilter {
             return Ok(Vec::new());
         }
         let shrunk = if n % 2 == 1 { n } else { n - 1 };
-        let mut inner = SliceMedianFilter::new(shrunk as i64, self.mode)?;
+        let mut inner = SliceMedianFilter::with_pool(shrunk as i64, self.mode, self.pool.clone())?;
         let shape = self.shape.clone().unwrap_or_default();
         let mut out = Vec::with_capacity(n);
         for data in queue {
@@ -336,16 +395,13 @@ fn median_network(k: usize) -> Vec<(usize, usize)> {
     kept
 }
 
-/// Element-wise median of an odd number of equally long slices.
-fn median_of(srcs: &[&[f32]], network: &[(usize, usize)]) -> Vec<f32> {
-    let len = srcs[0].len();
-    let mut dst = crate::labels::zeroed_buffer::<f32>(len);
+/// Element-wise median of an odd number of equally long slices into `dst` (as long).
+fn median_into(srcs: &[&[f32]], network: &[(usize, usize)], dst: &mut [f32]) {
     dst.par_chunks_mut(CHUNK).enumerate().for_each(|(c, d)| {
         let off = c * CHUNK;
         let parts: Vec<&[f32]> = srcs.iter().map(|s| &s[off..off + d.len()]).collect();
         median_chunk(&parts, network, d);
     });
-    dst
 }
 
 fn median_chunk(srcs: &[&[f32]], network: &[(usize, usize)], dst: &mut [f32]) {
@@ -454,7 +510,8 @@ mod tests {
                     })
                     .collect();
                 let refs: Vec<&[f32]> = srcs.iter().map(|v| v.as_slice()).collect();
-                let got = median_of(&refs, &net);
+                let mut got = vec![0f32; len];
+                median_into(&refs, &net, &mut got);
                 for i in 0..len {
                     let mut col: Vec<f32> = srcs.iter().map(|s| s[i]).collect();
                     col.sort_by(|a, b| a.total_cmp(b));

@@ -57,14 +57,27 @@ const CHUNKED_START_DISTANCE: f32 = 1e5;
 /// Class map from probabilities (spec §3.2): threshold for one channel, argmax (first
 /// maximum wins) for several.
 pub fn harden(sem: ArrayView3<f32>, confidence_thr: f32) -> Array2<u32> {
+    let (_, h, w) = sem.dim();
+    let mut out = Vec::new();
+    harden_into(sem, confidence_thr, &mut out);
+    Array2::from_shape_vec((h, w), out).expect("one class per pixel")
+}
+
+/// Resizes `buf` to `n` elements without clearing what the caller overwrites anyway.
+fn reuse<T: Copy + Default>(buf: &mut Vec<T>, n: usize) -> &mut [T] {
+    buf.truncate(n);
+    buf.resize(n, T::default());
+    buf
+}
+
+/// [`harden`] into a reused buffer (`h * w` classes, C order).
+fn harden_into(sem: ArrayView3<f32>, confidence_thr: f32, out: &mut Vec<u32>) {
     let (c, h, w) = sem.dim();
-    let mut out = Array2::<u32>::zeros((h, w));
+    let out = reuse(out, h * w);
     let sem = sem.as_standard_layout();
     let data = sem.as_slice().expect("standard layout");
     let plane = h * w;
-    out.as_slice_mut()
-        .expect("fresh array")
-        .par_chunks_mut(w.max(1))
+    out.par_chunks_mut(w.max(1))
         .enumerate()
         .for_each(|(y, row)| {
             let base = y * w;
@@ -87,7 +100,6 @@ pub fn harden(sem: ArrayView3<f32>, confidence_thr: f32) -> Array2<u32> {
                 }
             }
         });
-    out
 }
 
 /// Centre detection (spec §3.3): values `<= threshold` become −1, a `k×k` max-pool (stride 1,
@@ -402,9 +414,9 @@ fn validate(
             ));
         }
     }
-    check_finite("sem", sem.iter())?;
-    check_finite("ctr_hmp", ctr.iter())?;
-    check_finite("offsets", offsets.iter())?;
+    check_finite("sem", sem)?;
+    check_finite("ctr_hmp", ctr)?;
+    check_finite("offsets", offsets)?;
     let max_class = if c == 1 { 1 } else { c as u64 - 1 };
     let top = (max_class + 1)
         .checked_mul(p.label_divisor)
@@ -422,8 +434,17 @@ fn validate(
     Ok((if fine { p.upsampling } else { 4 * p.upsampling }, fine))
 }
 
-fn check_finite<'a>(param: &'static str, mut values: impl Iterator<Item = &'a f32>) -> Result<()> {
-    if values.any(|v| !v.is_finite()) {
+fn check_finite<D: ndarray::Dimension>(
+    param: &'static str,
+    values: &ndarray::ArrayView<f32, D>,
+) -> Result<()> {
+    let bad = match values.as_slice() {
+        Some(v) => v
+            .par_chunks(1 << 16)
+            .any(|c| c.iter().fold(false, |b, x| b | !x.is_finite())),
+        None => values.iter().any(|v| !v.is_finite()),
+    };
+    if bad {
         return Err(Error::non_finite(
             param,
             "contains NaN or infinity; check the model output (e.g. np.nan_to_num) before post-processing",
@@ -443,11 +464,42 @@ pub fn panoptic_2d(
     offsets: ArrayView3<f32>,
     p: &Panoptic2dParams,
 ) -> Result<Array2<i32>> {
+    let mut out = Vec::new();
+    let shape = panoptic_2d_into(
+        sem,
+        ctr,
+        offsets,
+        p,
+        &mut PanopticScratch::default(),
+        &mut out,
+    )?;
+    Ok(Array2::from_shape_vec(shape, out).expect("one id per pixel"))
+}
+
+/// Buffers [`panoptic_2d_into`] reuses from call to call. A thread that post-processes slice
+/// after slice keeps one: fresh multi-megabyte buffers cost page faults (the allocator hands
+/// freed memory back to the system) that took longer than the post-processing itself.
+#[derive(Debug, Default)]
+pub struct PanopticScratch {
+    classes: Vec<u32>,
+    comps: Vec<u32>,
+}
+
+/// [`panoptic_2d`] writing the ids into `out` (resized to the output, C order) with the
+/// scratch buffers of `scratch`; returns the output shape `(H, W)`.
+pub fn panoptic_2d_into(
+    sem: ArrayView3<f32>,
+    ctr: ArrayView2<f32>,
+    offsets: ArrayView3<f32>,
+    p: &Panoptic2dParams,
+    scratch: &mut PanopticScratch,
+    out: &mut Vec<i32>,
+) -> Result<(usize, usize)> {
     let (ratio, fine) = validate(&sem, &ctr, &offsets, p)?;
     let (_, hs, ws) = sem.dim();
     let (h, w) = ctr.dim();
-    let classes = harden(sem, p.confidence_thr);
-    let cls = classes.as_slice().expect("fresh array");
+    harden_into(sem, p.confidence_thr, &mut scratch.classes);
+    let cls = scratch.classes.as_slice();
 
     let mut things: Vec<u32> = p.thing_list.clone();
     things.sort_unstable();
@@ -568,28 +620,24 @@ pub fn panoptic_2d(
         .collect();
 
     let (oh, ow) = p.crop.unwrap_or((hs, ws));
-    let mut out = Array2::<i32>::zeros((oh, ow));
+    let ids = reuse(out, oh * ow);
     if ow > 0 {
-        out.as_slice_mut()
-            .expect("fresh array")
-            .par_chunks_mut(ow)
-            .enumerate()
-            .for_each(|(y, orow)| {
-                let crow = &cells[(y / ratio) * w..(y / ratio + 1) * w];
-                let srow = &cls[y * ws..y * ws + ow];
-                for (x, (o, &c)) in orow.iter_mut().zip(srow).enumerate() {
-                    *o = if is_thing[c as usize] {
-                        new_id[crow[x / ratio] as usize]
-                    } else {
-                        stuff_id[c as usize]
-                    };
-                }
-            });
+        ids.par_chunks_mut(ow).enumerate().for_each(|(y, orow)| {
+            let crow = &cells[(y / ratio) * w..(y / ratio + 1) * w];
+            let srow = &cls[y * ws..y * ws + ow];
+            for (x, (o, &c)) in orow.iter_mut().zip(srow).enumerate() {
+                *o = if is_thing[c as usize] {
+                    new_id[crow[x / ratio] as usize]
+                } else {
+                    stuff_id[c as usize]
+                };
+            }
+        });
     }
     if p.force_connected && !things.is_empty() {
-        out = relabel_connected(out.view(), &things, ld)?;
+        relabel_connected_in_place(ids, (oh, ow), &things, ld, &mut scratch.comps)?;
     }
-    Ok(out)
+    Ok((oh, ow))
 }
 
 /// Per thing class, 8-connected multi-label components renumbered `c*L + k`, k = 1.. in
@@ -604,6 +652,24 @@ pub fn relabel_connected<L: Label>(
     thing_list: &[u32],
     label_divisor: u64,
 ) -> Result<Array2<L>> {
+    let (h, w) = panoptic.dim();
+    let mut out = match panoptic.as_slice() {
+        Some(s) => s.to_vec(),
+        None => panoptic.iter().copied().collect(),
+    };
+    relabel_connected_in_place(&mut out, (h, w), thing_list, label_divisor, &mut Vec::new())?;
+    Ok(Array2::from_shape_vec((h, w), out).expect("same size"))
+}
+
+/// [`relabel_connected`] on a C-order `(h, w)` map in place; `comps` is a reused buffer for
+/// the component ids.
+fn relabel_connected_in_place<L: Label>(
+    data: &mut [L],
+    (h, w): (usize, usize),
+    thing_list: &[u32],
+    label_divisor: u64,
+    comps: &mut Vec<u32>,
+) -> Result<()> {
     if label_divisor < 1 {
         return Err(Error::invalid("label_divisor", "must be >= 1"));
     }
@@ -613,79 +679,79 @@ pub fn relabel_connected<L: Label>(
             "class 0 is background and cannot be a thing class",
         ));
     }
-    let (h, w) = panoptic.dim();
-    let pan = panoptic.as_standard_layout();
-    let src = pan.as_slice().expect("standard layout");
-    crate::label::check_non_negative("panoptic", src)?;
+    crate::label::check_non_negative("panoptic", data)?;
     let is_thing = |v: L| -> bool {
         let c = v.to_u64() / label_divisor;
         !v.is_zero() && thing_list.iter().any(|&t| t as u64 == c)
     };
     // Labels come in runs: one class test per change of value.
     let mut last: Option<(L, bool)> = None;
-    let things: Vec<L> = src
-        .iter()
-        .map(|&v| {
-            let keep = match last {
-                Some((u, k)) if u == v => k,
-                _ => {
-                    let k = is_thing(v);
-                    last = Some((v, k));
-                    k
-                }
-            };
-            if keep {
-                v
-            } else {
-                L::default()
+    let mut keep = |v: L| -> bool {
+        match last {
+            Some((u, k)) if u == v => k,
+            _ => {
+                let k = is_thing(v);
+                last = Some((v, k));
+                k
             }
-        })
-        .collect();
-    let mut comps = vec![0u32; h * w];
-    let things = ndarray::ArrayView2::from_shape((h, w), &things).expect("same size");
-    let n = crate::components::connected_components_into(
-        things.into_dyn(),
-        &mut comps,
-        Some(8),
-        false,
-    )?;
+        }
+    };
+    // Components never join different values, so where every nonzero pixel is a thing (the
+    // usual map) they are labelled on the map itself; otherwise on a copy holding the thing
+    // pixels only.
+    let mixed = data.iter().any(|&v| !v.is_zero() && !keep(v));
+    let comps = reuse(comps, h * w);
+    let n = if mixed {
+        let things: Vec<L> = data
+            .iter()
+            .map(|&v| if keep(v) { v } else { L::default() })
+            .collect();
+        let view = ndarray::ArrayView2::from_shape((h, w), &things).expect("same size");
+        crate::components::connected_components_into(view.into_dyn(), comps, Some(8), false)?
+    } else {
+        let view = ndarray::ArrayView2::from_shape((h, w), &*data).expect("same size");
+        crate::components::connected_components_into(view.into_dyn(), comps, Some(8), false)?
+    };
 
-    let mut new_value: Vec<Option<L>> = vec![None; n as usize + 1];
+    // Components are numbered in raster order of their first pixel, so the first pixel of
+    // component k + 1 is the first one after component k's whose id exceeds k.
+    let mut new_value: Vec<L> = Vec::with_capacity(n as usize + 1);
+    new_value.push(L::default());
     let mut counters: crate::hash::IdMap<u64, u64> = crate::hash::IdMap::default();
-    let mut out = src.to_vec();
     for (i, &c) in comps.iter().enumerate() {
-        if c == 0 {
+        if c as usize != new_value.len() {
             continue;
         }
-        let value = match new_value[c as usize] {
-            Some(v) => v,
-            None => {
-                let class = src[i].to_u64() / label_divisor;
-                let k = counters.entry(class).or_insert(0);
-                *k += 1;
-                if *k >= label_divisor {
-                    return Err(Error::overflow(
-                        "label_divisor",
-                        format!("class {class} has {label_divisor} or more connected instances; raise label_divisor"),
-                    ));
-                }
-                let id = class * label_divisor + *k;
-                if id > L::MAX_U64 {
-                    return Err(Error::overflow(
-                        "panoptic",
-                        format!(
-                            "id {id} does not fit the array's dtype; use a wider integer dtype"
-                        ),
-                    ));
-                }
-                let v = L::from_u64(id);
-                new_value[c as usize] = Some(v);
-                v
-            }
-        };
-        out[i] = value;
+        let class = data[i].to_u64() / label_divisor;
+        let k = counters.entry(class).or_insert(0);
+        *k += 1;
+        if *k >= label_divisor {
+            return Err(Error::overflow(
+                "label_divisor",
+                format!("class {class} has {label_divisor} or more connected instances; raise label_divisor"),
+            ));
+        }
+        let id = class * label_divisor + *k;
+        if id > L::MAX_U64 {
+            return Err(Error::overflow(
+                "panoptic",
+                format!("id {id} does not fit the array's dtype; use a wider integer dtype"),
+            ));
+        }
+        new_value.push(L::from_u64(id));
     }
-    Ok(Array2::from_shape_vec((h, w), out).expect("same size"))
+    debug_assert_eq!(new_value.len(), n as usize + 1);
+    data.par_chunks_mut(w.max(1))
+        .zip(comps.par_chunks(w.max(1)))
+        .with_min_len(32)
+        .for_each(|(d, c)| {
+            for (v, &c) in d.iter_mut().zip(c) {
+                if c != 0 {
+                    *v = new_value[c as usize];
+                }
+            }
+        });
+    Ok(())
 }
 
 #[cfg(test)]

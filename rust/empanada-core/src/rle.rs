@@ -389,17 +389,98 @@ pub fn intersection(
     let (mut buf_a, mut buf_b) = Default::default();
     let (sa, ra) = sorted_runs("runs_a", starts_a, runs_a, &mut buf_a)?;
     let (sb, rb) = sorted_runs("runs_b", starts_b, runs_b, &mut buf_b)?;
-    let (mut i, mut j, mut total) = (0, 0, 0i64);
-    while i < sa.len() && j < sb.len() {
-        let (ea, eb) = (sa[i] + ra[i], sb[j] + rb[j]);
-        total += (ea.min(eb) - sa[i].max(sb[j])).max(0);
-        if ea <= eb {
+    Ok(intersection_sorted(sa, ra, sb, rb))
+}
+
+/// First run at or after `from` whose end exceeds `x` (runs sorted and disjoint, so their
+/// ends ascend): a few linear steps, then galloping, then a binary search.
+#[inline]
+fn skip_to(starts: &[i64], runs: &[i64], from: usize, x: i64) -> usize {
+    let n = starts.len();
+    let end = |k: usize| starts[k] + runs[k];
+    let mut lo = from;
+    for _ in 0..4 {
+        if lo >= n || end(lo) > x {
+            return lo;
+        }
+        lo += 1;
+    }
+    let mut step = 4;
+    let mut hi = lo;
+    while hi < n && end(hi) <= x {
+        lo = hi + 1;
+        hi += step;
+        step *= 2;
+    }
+    let (mut lo, mut hi) = (lo, hi.min(n));
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if end(mid) <= x {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
+/// [`intersection`] of two RLEs already known to be sorted and disjoint (not checked).
+///
+/// Runs of one object that lie between two runs of the other (other rows or slices of a
+/// box only partly shared) are skipped by galloping, so objects that merely touch cost
+/// about the logarithm of their runs instead of all of them.
+pub fn intersection_sorted(sa: &[i64], ra: &[i64], sb: &[i64], rb: &[i64]) -> i64 {
+    let (na, nb) = (sa.len(), sb.len());
+    if na == 0 || nb == 0 {
+        return 0;
+    }
+    let hi = (sa[na - 1] + ra[na - 1]).min(sb[nb - 1] + rb[nb - 1]);
+    let mut i = skip_to(sa, ra, 0, sb[0]);
+    let mut j = skip_to(sb, rb, 0, sa[0]);
+    let mut total = 0i64;
+    while i < na && j < nb {
+        let (a0, b0) = (sa[i], sb[j]);
+        if a0.max(b0) >= hi {
+            break;
+        }
+        let (a1, b1) = (a0 + ra[i], b0 + rb[j]);
+        if a1 <= b0 {
+            i = skip_to(sa, ra, i + 1, b0);
+            continue;
+        }
+        if b1 <= a0 {
+            j = skip_to(sb, rb, j + 1, a0);
+            continue;
+        }
+        total += a1.min(b1) - a0.max(b0);
+        if a1 <= b1 {
             i += 1;
         } else {
             j += 1;
         }
     }
-    Ok(total)
+    total
+}
+
+/// Whether every object's runs are sorted by start and disjoint.
+pub(crate) fn objects_sorted(o: &RleObjects) -> bool {
+    o.offsets.windows(2).all(|w| {
+        let (a, b) = (w[0] as usize, w[1] as usize);
+        (a + 1..b).all(|k| o.starts[k - 1] + o.runs[k - 1] <= o.starts[k])
+    })
+}
+
+/// `o` with each object's runs sorted by start; an error if runs of one object overlap.
+pub(crate) fn sort_objects(o: &RleObjects) -> Result<RleObjects> {
+    let mut out = o.clone();
+    for w in o.offsets.windows(2) {
+        let (a, b) = (w[0] as usize, w[1] as usize);
+        let mut buf = Default::default();
+        let (s, r) = sorted_runs("objects", &o.starts[a..b], &o.runs[a..b], &mut buf)?;
+        out.starts[a..b].copy_from_slice(s);
+        out.runs[a..b].copy_from_slice(r);
+    }
+    Ok(out)
 }
 
 /// `inter / (size_a + size_b - inter)`; 0.0 when both are empty (the reference gives NaN).
@@ -467,27 +548,45 @@ pub fn vote(rles: &[Rle<'_>], thr: usize) -> Result<(Vec<i64>, Vec<i64>)> {
     if thr == 1 {
         return union(rles);
     }
-    // +1 at each start, -1 at each end; all events at one position apply before the count
-    // is read, so touching ranges do not split the output.
-    let mut events: Vec<(i64, i64)> =
-        Vec::with_capacity(2 * rles.iter().map(|r| r.0.len()).sum::<usize>());
-    for &(s, r) in rles {
-        for (&s, &r) in s.iter().zip(r) {
-            events.push((s, 1));
-            events.push((s + r, -1));
-        }
+    if let Some(out) = vote_bitmap(rles, thr) {
+        return Ok(out);
     }
-    events.sort_by_key(|e| e.0);
+    vote_sweep(rles, thr)
+}
+
+/// [`vote`] by sorting the run starts and ends and sweeping them.
+fn vote_sweep(rles: &[Rle<'_>], thr: usize) -> Result<(Vec<i64>, Vec<i64>)> {
+    // +1 at each start, -1 at each end; all events at one position apply before the count
+    // is read, so touching ranges do not split the output. Each input's starts (and ends)
+    // ascend, so the stable sorts merge presorted stretches.
+    let total: usize = rles.iter().map(|r| r.0.len()).sum();
+    let mut ups: Vec<i64> = Vec::with_capacity(total);
+    let mut downs: Vec<i64> = Vec::with_capacity(total);
+    for &(s, r) in rles {
+        ups.extend_from_slice(s);
+        downs.extend(s.iter().zip(r).map(|(&s, &r)| s + r));
+    }
+    ups.sort();
+    downs.sort();
     let thr = thr as i64;
     let mut out: Vec<(i64, i64)> = Vec::new();
     let mut count = 0i64;
     let mut open: Option<i64> = None;
-    let mut k = 0;
-    while k < events.len() {
-        let pos = events[k].0;
-        while k < events.len() && events[k].0 == pos {
-            count += events[k].1;
-            k += 1;
+    let (mut i, mut j) = (0, 0);
+    while i < ups.len() || j < downs.len() {
+        let pos = match (ups.get(i), downs.get(j)) {
+            (Some(&u), Some(&d)) => u.min(d),
+            (Some(&u), None) => u,
+            (None, Some(&d)) => d,
+            (None, None) => unreachable!(),
+        };
+        while i < ups.len() && ups[i] == pos {
+            count += 1;
+            i += 1;
+        }
+        while j < downs.len() && downs[j] == pos {
+            count -= 1;
+            j += 1;
         }
         match (open, count >= thr) {
             (None, true) => open = Some(pos),
@@ -499,6 +598,83 @@ pub fn vote(rles: &[Rle<'_>], thr: usize) -> Result<(Vec<i64>, Vec<i64>)> {
         }
     }
     Ok(split(out))
+}
+
+/// [`vote`] on bit planes over the span of the inputs, without sorting: plane `t` holds the
+/// indices covered at least `t + 1` times, and adding a run ORs `plane[t-1] & run` into
+/// `plane[t]` from the top plane down. `None` (use the sweep) when the span is large for
+/// the number of runs.
+fn vote_bitmap(rles: &[Rle<'_>], thr: usize) -> Option<(Vec<i64>, Vec<i64>)> {
+    let total: usize = rles.iter().map(|r| r.0.len()).sum();
+    let lo = rles.iter().filter_map(|r| r.0.iter().min()).min()?;
+    let hi = rles
+        .iter()
+        .flat_map(|(s, r)| s.iter().zip(*r).map(|(&s, &r)| s + r))
+        .max()?;
+    let words = ((hi - lo) as u64).div_ceil(64);
+    if words > 8 * total as u64 + 4096 || thr > 64 {
+        return None;
+    }
+    let words = words as usize;
+    let mut planes = vec![0u64; thr * words];
+    for &(s, r) in rles {
+        for (&s, &r) in s.iter().zip(r) {
+            let (a, b) = ((s - lo) as usize, (s + r - lo) as usize);
+            let (wa, wb) = (a / 64, (b - 1) / 64);
+            for w in wa..=wb {
+                let from = if w == wa { a % 64 } else { 0 };
+                let to = if w == wb { (b - 1) % 64 + 1 } else { 64 };
+                let mask = (u64::MAX >> (64 - (to - from))) << from;
+                for t in (1..thr).rev() {
+                    let below = planes[(t - 1) * words + w];
+                    planes[t * words + w] |= below & mask;
+                }
+                planes[w] |= mask;
+            }
+        }
+    }
+    let top = &planes[(thr - 1) * words..];
+    let mut out: Vec<(i64, i64)> = Vec::new();
+    let mut open: Option<i64> = None;
+    let mut w = 0;
+    while w < words {
+        // Long stretches of empty words are skipped in one (vectorised) search.
+        if open.is_none() && top[w] == 0 {
+            match top[w..].iter().position(|&x| x != 0) {
+                Some(d) => w += d,
+                None => break,
+            }
+        }
+        let x = top[w];
+        let base = lo + 64 * w as i64;
+        w += 1;
+        let mut bit = 0u32;
+        while bit < 64 {
+            match open {
+                None => {
+                    let y = x >> bit;
+                    if y == 0 {
+                        break;
+                    }
+                    bit += y.trailing_zeros();
+                    open = Some(base + bit as i64);
+                }
+                Some(start) => {
+                    let y = !x >> bit;
+                    if y == 0 {
+                        break;
+                    }
+                    bit += y.trailing_zeros();
+                    out.push((start, base + bit as i64));
+                    open = None;
+                }
+            }
+        }
+    }
+    if let Some(start) = open {
+        out.push((start, lo + 64 * words as i64));
+    }
+    Some(split(out))
 }
 
 #[cfg(test)]
@@ -537,6 +713,89 @@ mod tests {
             from_indices(&[1, 2, 3, 7]).unwrap(),
             (vec![1, 7], vec![3, 1])
         );
+    }
+
+    #[test]
+    fn galloping_intersection_equals_the_plain_merge() {
+        let seed = std::cell::Cell::new(7u64);
+        let rnd = |m: u64| {
+            seed.set(
+                seed.get()
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407),
+            );
+            (seed.get() >> 33) % m
+        };
+        let runs_of = |n: usize, gap: u64, len: u64| {
+            let (mut s, mut r, mut at) = (Vec::new(), Vec::new(), rnd(50) as i64);
+            for _ in 0..n {
+                at += rnd(gap) as i64;
+                let l = 1 + rnd(len) as i64;
+                s.push(at);
+                r.push(l);
+                at += l;
+            }
+            (s, r)
+        };
+        for case in 0..400 {
+            let (gap, len) = [(3, 3), (40, 5), (400, 2), (2, 60)][case % 4];
+            let (sa, ra) = runs_of(rnd(60) as usize, gap, len);
+            let (sb, rb) = runs_of(rnd(60) as usize, gap + rnd(100), len);
+            let (mut i, mut j, mut plain) = (0, 0, 0i64);
+            while i < sa.len() && j < sb.len() {
+                let (ea, eb) = (sa[i] + ra[i], sb[j] + rb[j]);
+                plain += (ea.min(eb) - sa[i].max(sb[j])).max(0);
+                if ea <= eb {
+                    i += 1;
+                } else {
+                    j += 1;
+                }
+            }
+            assert_eq!(
+                intersection_sorted(&sa, &ra, &sb, &rb),
+                plain,
+                "case {case}"
+            );
+            assert_eq!(
+                intersection_sorted(&sb, &rb, &sa, &ra),
+                plain,
+                "case {case}"
+            );
+        }
+    }
+
+    #[test]
+    fn bitmap_vote_equals_the_sweep() {
+        let mut seed = 11u64;
+        let mut rnd = |m: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % m
+        };
+        for case in 0..300 {
+            let k = 1 + rnd(7) as usize;
+            let lists: Vec<(Vec<i64>, Vec<i64>)> = (0..k)
+                .map(|_| {
+                    let (mut s, mut r, mut at) = (Vec::new(), Vec::new(), rnd(100) as i64);
+                    for _ in 0..rnd(30) {
+                        at += rnd(90) as i64;
+                        let l = 1 + rnd(150) as i64;
+                        s.push(at);
+                        r.push(l);
+                        at += l;
+                    }
+                    (s, r)
+                })
+                .collect();
+            let rles: Vec<Rle<'_>> = lists.iter().map(|(s, r)| (&s[..], &r[..])).collect();
+            for thr in 1..=k {
+                let want = vote_sweep(&rles, thr).unwrap();
+                if let Some(got) = vote_bitmap(&rles, thr) {
+                    assert_eq!(got, want, "case {case} thr {thr}");
+                }
+            }
+        }
     }
 
     #[test]

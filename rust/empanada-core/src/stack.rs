@@ -1,35 +1,40 @@
 //! Stack (3D) post-processing (spec §5.3–5.7): per-slice model outputs in, per-class sparse
 //! 3D objects out.
 //!
-//! [`StackPipeline::push`] only checks and queues a slice; a worker thread owned by the
-//! pipeline runs the slice median over `sem`, 2D panoptic post-processing (force-connected,
-//! which is the reference's per-class CC of `pan_seg_to_rle_seg`), per-class runs and forward
-//! matching while the caller runs the model on the next slice. The queue is bounded, so a
-//! model faster than post-processing is slowed down instead of filling memory.
+//! [`StackPipeline::push`] only checks and queues a slice; threads owned by the pipeline
+//! post-process it while the caller runs the model on the next slice, in three stages: the
+//! slice median over `sem` (one thread, slices in order); 2D panoptic post-processing
+//! (force-connected, which is the reference's per-class CC of `pan_seg_to_rle_seg`) and
+//! per-class runs ([`PANOPTIC_THREADS`] threads, several slices at once, each slice
+//! independent); forward matching (one thread, slices put back in order). Every queue is
+//! bounded, so a model faster than post-processing is slowed down instead of filling memory.
 //! [`StackPipeline::finish`] matches backwards, assembles 3D objects per class, and applies
 //! the size and extent filters.
 //!
 //! Memory: the median window of dense slices plus the sparse objects of every slice; no
 //! dense volume is ever built.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use ndarray::{ArrayView2, ArrayView3};
 
 use crate::label::Label;
 use crate::matching::{match_slice, next_label_after, MatchParams, Object2d, Plane, Tracker};
-use crate::median::{MedianMode, SliceMedianFilter};
-use crate::panoptic::{panoptic_2d, relabel_connected, Panoptic2dParams};
+use crate::median::{BufferPool, MedianMode, SliceMedianFilter};
+use crate::panoptic::{panoptic_2d_into, relabel_connected, Panoptic2dParams, PanopticScratch};
 use crate::rle;
 use crate::segmentation::{ClassObjects, Segmentation};
 use crate::{Error, Result};
 
-/// Slices queued between `push` and the worker.
+/// Slices queued between `push` and the median stage.
 const QUEUE_SLICES: usize = 4;
+/// Threads of the panoptic stage: slices post-processed at the same time.
+pub const PANOPTIC_THREADS: usize = 2;
 
 /// Everything a stack pipeline needs besides the slices.
 #[derive(Debug, Clone, PartialEq)]
@@ -127,6 +132,35 @@ impl StackParams {
     }
 }
 
+/// One slice's objects per class, in the order of `StackParams::labels`.
+type SliceObjects = Vec<Vec<Object2d>>;
+
+/// A slice's panoptic map as objects per class (runs of each id; ids of other classes are
+/// dropped).
+fn split_classes<L: Label>(params: &StackParams, pan: ArrayView2<L>) -> Result<SliceObjects> {
+    let objs = rle::encode(pan.into_dyn())?;
+    let ld = params.panoptic.label_divisor;
+    let labels = &params.labels;
+    let mut per_class: SliceObjects = vec![Vec::new(); labels.len()];
+    for i in 0..objs.len() {
+        let id = objs.ids[i];
+        let class = id / ld;
+        let Some(k) = labels.iter().position(|&c| c as u64 == class) else {
+            continue;
+        };
+        let (a, b) = (objs.offsets[i] as usize, objs.offsets[i + 1] as usize);
+        let bx = &objs.boxes[4 * i..4 * i + 4];
+        per_class[k].push(Object2d {
+            label: id,
+            bbox: [bx[0], bx[1], bx[2], bx[3]],
+            area: objs.counts[i],
+            starts: objs.starts[a..b].to_vec(),
+            runs: objs.runs[a..b].to_vec(),
+        });
+    }
+    Ok(per_class)
+}
+
 /// Per class: the forward-matched objects of every slice so far.
 struct Forward {
     params: Arc<StackParams>,
@@ -160,6 +194,13 @@ impl Forward {
     /// Adds the next slice's panoptic map (already force-connected): split by class, match
     /// thing classes against the previous slice.
     fn add_panoptic<L: Label>(&mut self, pan: ArrayView2<L>) -> Result<()> {
+        let per_class = split_classes(&self.params, pan)?;
+        self.add_objects(per_class)
+    }
+
+    /// Adds the next slice's objects per class ([`split_classes`]): matches thing classes
+    /// against the previous slice.
+    fn add_objects(&mut self, mut per_class: SliceObjects) -> Result<()> {
         let (n, _) = self.params.slicing();
         if self.slices.len() >= n {
             return Err(Error::shape(
@@ -167,26 +208,7 @@ impl Forward {
                 format!("the volume has only {n} slices along the plane"),
             ));
         }
-        let objs = rle::encode(pan.into_dyn())?;
-        let ld = self.params.panoptic.label_divisor;
         let labels = &self.params.labels;
-        let mut per_class: Vec<Vec<Object2d>> = vec![Vec::new(); labels.len()];
-        for i in 0..objs.len() {
-            let id = objs.ids[i];
-            let class = id / ld;
-            let Some(k) = labels.iter().position(|&c| c as u64 == class) else {
-                continue;
-            };
-            let (a, b) = (objs.offsets[i] as usize, objs.offsets[i + 1] as usize);
-            let bx = &objs.boxes[4 * i..4 * i + 4];
-            per_class[k].push(Object2d {
-                label: id,
-                bbox: [bx[0], bx[1], bx[2], bx[3]],
-                area: objs.counts[i],
-                starts: objs.starts[a..b].to_vec(),
-                runs: objs.runs[a..b].to_vec(),
-            });
-        }
         for (k, objects) in per_class.iter_mut().enumerate() {
             if !self.thing[k] {
                 continue;
@@ -291,6 +313,16 @@ impl SliceOutputs {
         ctr: ArrayView2<f32>,
         offsets: ArrayView3<f32>,
     ) -> Result<Self> {
+        Self::from_views_in(sem, ctr, offsets, &BufferPool::default())
+    }
+
+    /// [`from_views`](Self::from_views) copying `sem` into a buffer of `pool`.
+    fn from_views_in(
+        sem: ArrayView3<f32>,
+        ctr: ArrayView2<f32>,
+        offsets: ArrayView3<f32>,
+        pool: &BufferPool,
+    ) -> Result<Self> {
         let (h, w) = ctr.dim();
         if offsets.dim() != (2, h, w) {
             return Err(Error::shape(
@@ -309,9 +341,13 @@ impl SliceOutputs {
                 None => a.iter().copied().collect(),
             }
         }
+        let sem = match sem.as_slice() {
+            Some(s) => pool.copy_of(s),
+            None => owned(sem),
+        };
         Ok(SliceOutputs {
             sem_shape: [c, h2, w2],
-            sem: owned(sem),
+            sem,
             ctr_shape: [h, w],
             ctr: owned(ctr),
             offsets: owned(offsets),
@@ -319,47 +355,58 @@ impl SliceOutputs {
     }
 }
 
-fn worker(
+/// One median-filtered slice on its way to the panoptic stage.
+struct Job {
+    index: usize,
+    sem_shape: [usize; 3],
+    sem: Vec<f32>,
+    outputs: SliceOutputs,
+}
+
+/// Stage 1: the slice median, in slice order; hands each filtered slice to the panoptic stage.
+fn median_stage(
     rx: Receiver<SliceOutputs>,
+    jobs: SyncSender<Job>,
     params: Arc<StackParams>,
+    pool: Arc<BufferPool>,
     failed: Arc<AtomicBool>,
-) -> Result<Forward> {
-    let run = || -> Result<Forward> {
-        let mut median = SliceMedianFilter::new(params.median_kernel_size, params.median_mode)?;
-        let mut fwd = Forward::new(params.clone());
-        let (_, crop) = params.slicing();
-        let mut p2 = params.panoptic.clone();
-        p2.crop = Some(crop);
-        p2.force_connected = true;
+) -> Result<()> {
+    let run = || -> Result<()> {
+        let mut median =
+            SliceMedianFilter::with_pool(params.median_kernel_size, params.median_mode, pool)?;
         // Heatmap and offsets wait here until the median releases their slice.
         let mut waiting: VecDeque<SliceOutputs> = VecDeque::new();
-        let emit = |emitted: Vec<crate::median::Emitted>,
-                    waiting: &mut VecDeque<SliceOutputs>,
-                    fwd: &mut Forward|
-         -> Result<()> {
-            for e in emitted {
-                let s = waiting
-                    .pop_front()
-                    .expect("one waiting slice per emitted slice");
-                let sem = ArrayView3::from_shape(s.sem_shape, &e.data).expect("checked shape");
-                let ctr = ArrayView2::from_shape(s.ctr_shape, &s.ctr).expect("checked shape");
-                let [h, w] = s.ctr_shape;
-                let off = ArrayView3::from_shape((2, h, w), &s.offsets).expect("checked shape");
-                let pan = panoptic_2d(sem, ctr, off, &p2)?;
-                fwd.add_panoptic(pan.view())?;
-            }
-            Ok(())
-        };
+        // False once the later stages are gone (they stopped on an error they report).
+        let emit =
+            |emitted: Vec<crate::median::Emitted>, waiting: &mut VecDeque<SliceOutputs>| -> bool {
+                for e in emitted {
+                    let outputs = waiting
+                        .pop_front()
+                        .expect("one waiting slice per emitted slice");
+                    let job = Job {
+                        index: e.index,
+                        sem_shape: outputs.sem_shape,
+                        sem: e.data,
+                        outputs,
+                    };
+                    if jobs.send(job).is_err() {
+                        return false;
+                    }
+                }
+                true
+            };
         for mut s in rx {
             let sem = std::mem::take(&mut s.sem);
             let shape = s.sem_shape;
             waiting.push_back(s);
             let out = median.push_owned(&shape, sem)?;
-            emit(out, &mut waiting, &mut fwd)?;
+            if !emit(out, &mut waiting) {
+                return Ok(());
+            }
         }
         let out = median.finish()?;
-        emit(out, &mut waiting, &mut fwd)?;
-        Ok(fwd)
+        emit(out, &mut waiting);
+        Ok(())
     };
     let r = run();
     if r.is_err() {
@@ -368,11 +415,153 @@ fn worker(
     r
 }
 
+/// Stage 2 (one of [`PANOPTIC_THREADS`]): panoptic map and per-class objects of whichever
+/// slice comes next; results go to the matching stage tagged with their slice index.
+fn panoptic_stage(
+    jobs: Arc<Mutex<Receiver<Job>>>,
+    results: SyncSender<(usize, Result<SliceObjects>)>,
+    params: Arc<StackParams>,
+    pool: Arc<BufferPool>,
+    failed: Arc<AtomicBool>,
+) {
+    let (_, crop) = params.slicing();
+    let mut p2 = params.panoptic.clone();
+    p2.crop = Some(crop);
+    p2.force_connected = true;
+    let mut scratch = PanopticScratch::default();
+    let mut pan: Vec<i32> = Vec::new();
+    loop {
+        let job = match jobs.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
+        };
+        let Ok(job) = job else { return };
+        if failed.load(Ordering::Acquire) {
+            return;
+        }
+        let objects = catch_unwind(AssertUnwindSafe(|| -> Result<SliceObjects> {
+            let s = &job.outputs;
+            let sem = ArrayView3::from_shape(job.sem_shape, &job.sem).expect("checked shape");
+            let ctr = ArrayView2::from_shape(s.ctr_shape, &s.ctr).expect("checked shape");
+            let [h, w] = s.ctr_shape;
+            let off = ArrayView3::from_shape((2, h, w), &s.offsets).expect("checked shape");
+            let shape = panoptic_2d_into(sem, ctr, off, &p2, &mut scratch, &mut pan)?;
+            let map = ArrayView2::from_shape(shape, &pan).expect("one id per pixel");
+            split_classes(&params, map)
+        }))
+        .unwrap_or_else(|_| Err(Error::invalid("push", "the stack worker panicked")));
+        pool.give(job.sem);
+        if results.send((job.index, objects)).is_err() {
+            return;
+        }
+    }
+}
+
+/// Stage 3: forward matching, slices taken back in index order.
+fn matching_stage(
+    results: Receiver<(usize, Result<SliceObjects>)>,
+    params: Arc<StackParams>,
+    failed: Arc<AtomicBool>,
+) -> Result<Forward> {
+    let mut fwd = Forward::new(params);
+    let mut early: BTreeMap<usize, Result<SliceObjects>> = BTreeMap::new();
+    let run = || -> Result<()> {
+        for (index, objects) in results {
+            early.insert(index, objects);
+            while let Some(objects) = early.remove(&fwd.slices.len()) {
+                fwd.add_objects(objects?)?;
+            }
+        }
+        Ok(())
+    };
+    let r = run();
+    if r.is_err() {
+        failed.store(true, Ordering::Release);
+    }
+    r.map(|_| fwd)
+}
+
+/// The pipeline's threads.
+struct Workers {
+    median: JoinHandle<Result<()>>,
+    panoptic: Vec<JoinHandle<()>>,
+    matching: JoinHandle<Result<Forward>>,
+}
+
+impl Workers {
+    fn start(
+        params: &Arc<StackParams>,
+        pool: &Arc<BufferPool>,
+        failed: &Arc<AtomicBool>,
+    ) -> Result<(SyncSender<SliceOutputs>, Self)> {
+        let cannot = |e: std::io::Error| {
+            Error::invalid("StackPipeline", format!("cannot start worker: {e}"))
+        };
+        let (tx, rx) = sync_channel(QUEUE_SLICES);
+        let (jobs_tx, jobs_rx) = sync_channel::<Job>(PANOPTIC_THREADS);
+        let (res_tx, res_rx) = sync_channel(2 * PANOPTIC_THREADS);
+        let jobs_rx = Arc::new(Mutex::new(jobs_rx));
+        let (p, f) = (params.clone(), failed.clone());
+        let matching = std::thread::Builder::new()
+            .name("empanada-stack-match".into())
+            .spawn(move || matching_stage(res_rx, p, f))
+            .map_err(cannot)?;
+        let mut panoptic = Vec::with_capacity(PANOPTIC_THREADS);
+        for _ in 0..PANOPTIC_THREADS {
+            let (j, r, p, b, f) = (
+                jobs_rx.clone(),
+                res_tx.clone(),
+                params.clone(),
+                pool.clone(),
+                failed.clone(),
+            );
+            panoptic.push(
+                std::thread::Builder::new()
+                    .name("empanada-stack-2d".into())
+                    .spawn(move || panoptic_stage(j, r, p, b, f))
+                    .map_err(cannot)?,
+            );
+        }
+        drop(res_tx);
+        let (p, b, f) = (params.clone(), pool.clone(), failed.clone());
+        let median = std::thread::Builder::new()
+            .name("empanada-stack".into())
+            .spawn(move || median_stage(rx, jobs_tx, p, b, f))
+            .map_err(cannot)?;
+        Ok((
+            tx,
+            Workers {
+                median,
+                panoptic,
+                matching,
+            },
+        ))
+    }
+
+    /// Waits for every thread (the input queue must be closed first). The matching stage's
+    /// error comes first (it is about the earliest slice), then the median's, then a panic.
+    fn join(self) -> Result<Forward> {
+        let panicked = || Error::invalid("finish", "the stack worker panicked");
+        let median = self.median.join();
+        let mut panic = median.is_err();
+        for h in self.panoptic {
+            panic |= h.join().is_err();
+        }
+        let fwd = self.matching.join().map_err(|_| panicked())??;
+        median.map_err(|_| panicked())??;
+        if panic {
+            return Err(panicked());
+        }
+        Ok(fwd)
+    }
+}
+
 /// Streaming stack post-processing; see the module documentation.
 pub struct StackPipeline {
     params: Arc<StackParams>,
     tx: Option<SyncSender<SliceOutputs>>,
-    handle: Option<JoinHandle<Result<Forward>>>,
+    workers: Option<Workers>,
+    pool: Arc<BufferPool>,
     failed: Arc<AtomicBool>,
     n_pushed: usize,
     first: Option<([usize; 3], [usize; 2])>,
@@ -382,17 +571,14 @@ impl StackPipeline {
     pub fn new(params: StackParams) -> Result<Self> {
         params.validate()?;
         let params = Arc::new(params);
-        let (tx, rx) = sync_channel(QUEUE_SLICES);
         let failed = Arc::new(AtomicBool::new(false));
-        let (p, f) = (params.clone(), failed.clone());
-        let handle = std::thread::Builder::new()
-            .name("empanada-stack".into())
-            .spawn(move || worker(rx, p, f))
-            .map_err(|e| Error::invalid("StackPipeline", format!("cannot start worker: {e}")))?;
+        let pool = Arc::new(BufferPool::default());
+        let (tx, workers) = Workers::start(&params, &pool, &failed)?;
         Ok(StackPipeline {
             params,
             tx: Some(tx),
-            handle: Some(handle),
+            workers: Some(workers),
+            pool,
             failed,
             n_pushed: 0,
             first: None,
@@ -416,14 +602,12 @@ impl StackPipeline {
         )
     }
 
-    /// Joins the worker after a failure and returns its error.
+    /// Joins the workers after a failure and returns their error.
     fn worker_error(&mut self) -> Error {
         self.tx = None;
-        match self.handle.take().map(|h| h.join()) {
-            Some(Ok(Err(e))) => e,
-            Some(Ok(Ok(_))) => Self::closed(),
-            Some(Err(_)) => Error::invalid("push", "the stack worker panicked"),
-            None => Self::closed(),
+        match self.workers.take().map(Workers::join) {
+            Some(Err(e)) => e,
+            _ => Self::closed(),
         }
     }
 
@@ -501,7 +685,7 @@ impl StackPipeline {
         ctr: ArrayView2<f32>,
         offsets: ArrayView3<f32>,
     ) -> Result<()> {
-        self.push_owned(SliceOutputs::from_views(sem, ctr, offsets)?)
+        self.push_owned(SliceOutputs::from_views_in(sem, ctr, offsets, &self.pool)?)
     }
 
     /// Ends the stack: waits for the worker, matches backwards, builds and filters the 3D
@@ -515,9 +699,9 @@ impl StackPipeline {
             ));
         }
         self.tx = None;
-        let fwd = match self.handle.take().map(|h| h.join()) {
-            Some(Ok(r)) => r?,
-            _ => return Err(Error::invalid("finish", "the stack worker panicked")),
+        let fwd = match self.workers.take() {
+            Some(w) => w.join()?,
+            None => return Err(Self::closed()),
         };
         fwd.finish(min_size, min_extent)
     }
@@ -526,8 +710,8 @@ impl StackPipeline {
 impl Drop for StackPipeline {
     fn drop(&mut self) {
         self.tx = None;
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
+        if let Some(w) = self.workers.take() {
+            let _ = w.join();
         }
     }
 }

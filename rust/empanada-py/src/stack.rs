@@ -4,7 +4,7 @@
 use empanada_core::matching::{self, Plane};
 use empanada_core::median::MedianMode;
 use empanada_core::panoptic::Panoptic2dParams;
-use empanada_core::stack::{self as core, SliceOutputs, StackParams};
+use empanada_core::stack::{self as core, StackParams};
 use numpy::ndarray::{Axis, Ix2, Ix3};
 use numpy::{
     IntoPyArray, PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods,
@@ -133,9 +133,8 @@ impl StackPipeline {
         }
         let off_v = off_v.into_dimensionality::<Ix3>().expect("rank checked");
         let inner = &mut self.inner;
-        kernel::run(py, move || {
-            inner.push_owned(SliceOutputs::from_views(sem_v, ctr_v, off_v)?)
-        })
+        // `push` copies into one of the pipeline's recycled slice buffers.
+        kernel::run(py, move || inner.push(sem_v, ctr_v, off_v))
     }
 
     /// Ends the stack and returns the 3D objects per class (`to_volume(c)` gives the
