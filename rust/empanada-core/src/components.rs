@@ -140,6 +140,8 @@ impl<T: Pixel> Linker<'_, T> {
         rows: std::ops::Range<usize>,
         within: std::ops::Range<usize>,
     ) {
+        // Runs not linked before (not the border rows of a block) are their own roots.
+        let fresh = within.end > rows.start;
         let runs = self.runs;
         let height = self.height as isize;
         // Per neighbour slot (index into `nbrs`): first run, end run, x widening; and the
@@ -175,8 +177,12 @@ impl<T: Pixel> Linker<'_, T> {
             for i in a0..a1 {
                 let (x0, x1) = runs.span[i];
                 let v = runs.value[i];
-                let mut root = find(parent, base, i as u32);
                 let mut todo = 0..slots;
+                let mut root = if fresh {
+                    i as u32
+                } else {
+                    find(parent, base, i as u32)
+                };
                 if self.cover {
                     // Slots of 26-connectivity: 0 = (z, y-1), 2 = (z-1, y), 3 = (z-1, y+1).
                     if let Some(k) = self.covering(&nrows[2], &mut cursor[2], x0, x1, v) {
