@@ -55,9 +55,12 @@ struct Runs<T> {
 
 fn scan_rows<T: Pixel>(data: &[T], width: usize, binary: bool) -> Runs<T> {
     let zero = T::default();
+    // Room for a run per 16 voxels up front: the pages are only touched when used, and
+    // growing by copies would cost more than the scan on dense labels.
+    let guess = data.len() / 16 + 1;
     let mut runs = Runs {
-        span: Vec::new(),
-        value: Vec::new(),
+        span: Vec::with_capacity(guess),
+        value: Vec::with_capacity(guess),
         row_off: Vec::with_capacity(data.len() / width + 1),
     };
     runs.row_off.push(0);
@@ -137,6 +140,8 @@ impl<T: Pixel> Linker<'_, T> {
         rows: std::ops::Range<usize>,
         within: std::ops::Range<usize>,
     ) {
+        // Runs not linked before (not the border rows of a block) are their own roots.
+        let fresh = within.end > rows.start;
         let runs = self.runs;
         let height = self.height as isize;
         // Per neighbour slot (index into `nbrs`): first run, end run, x widening; and the
@@ -172,8 +177,12 @@ impl<T: Pixel> Linker<'_, T> {
             for i in a0..a1 {
                 let (x0, x1) = runs.span[i];
                 let v = runs.value[i];
-                let mut root = find(parent, base, i as u32);
                 let mut todo = 0..slots;
+                let mut root = if fresh {
+                    i as u32
+                } else {
+                    find(parent, base, i as u32)
+                };
                 if self.cover {
                     // Slots of 26-connectivity: 0 = (z, y-1), 2 = (z-1, y), 3 = (z-1, y+1).
                     if let Some(k) = self.covering(&nrows[2], &mut cursor[2], x0, x1, v) {
@@ -377,12 +386,12 @@ pub fn connected_components_into<T: Pixel>(
         link.rows(&mut parent, 0, w[0]..(w[0] + unit).min(w[1]), 0..w[0]);
     }
 
-    // Roots are the smallest run index of each component, met first in raster order.
+    // Roots are the smallest run index of each component, met first in raster order. The
+    // ids replace the parents in place: every parent is an earlier run, already resolved.
     let mut next: u32 = 0;
-    let mut id = vec![0u32; n];
     for i in 0..n {
         let p = parent[i] as usize;
-        if p == i {
+        parent[i] = if p == i {
             if next == u32::MAX {
                 return Err(Error::overflow(
                     "labels",
@@ -390,14 +399,12 @@ pub fn connected_components_into<T: Pixel>(
                 ));
             }
             next += 1;
-            id[i] = next;
+            next
         } else {
-            // p < i is already resolved to its root.
-            let root = parent[p];
-            parent[i] = root;
-            id[i] = id[root as usize];
-        }
+            parent[p]
+        };
     }
+    let id = parent;
 
     // Whole rows per task, painted in order: a row's stores may run past its end into the
     // next row, which overwrites them.
