@@ -79,7 +79,7 @@ class Augment:
             if name == "RandomScale":
                 lim = kw.get("scale_limit", 0.1)
                 lo, hi = (-lim, lim) if np.isscalar(lim) else tuple(lim)  # type: ignore[arg-type,misc]
-                a = replace(a, scale=(1 + float(lo), 1 + float(hi)))
+                a = replace(a, scale=(round(1 + float(lo), 9), round(1 + float(hi), 9)))
             elif name == "Rotate":
                 lim = kw.get("limit", 90)
                 a = replace(a, rotate=float(lim if np.isscalar(lim) else max(map(abs, lim))))  # type: ignore[arg-type]
