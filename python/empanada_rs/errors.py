@@ -13,17 +13,27 @@ from empanada_rs._core import (
 )
 
 
+class ConfigError(EmpanadaError):
+    """A model config (spec §9.2) is unreadable, lacks a key or holds a wrong value."""
+
+
 class OutputExistsError(EmpanadaError):
     """A writer's output already exists; pass ``overwrite=True`` to replace it."""
 
 
+class ModelError(EmpanadaError):
+    """A model file is missing, is not TorchScript, or breaks the model contract (spec §2)."""
+
+
 __all__ = [
+    "ConfigError",
     "ContiguityError",
     "DTypeError",
     "EmpanadaError",
     "InternalError",
     "InvalidArgumentError",
     "LabelOverflowError",
+    "ModelError",
     "NonFiniteError",
     "OutputExistsError",
     "ShapeError",

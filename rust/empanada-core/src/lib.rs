@@ -11,6 +11,7 @@ pub mod label;
 pub mod labels;
 pub mod matching;
 pub mod median;
+pub mod metrics;
 pub mod panoptic;
 pub mod rle;
 pub mod segmentation;

@@ -11,6 +11,7 @@ mod errors;
 mod kernel;
 mod labels;
 mod median;
+mod metrics;
 mod panoptic;
 mod rle;
 mod segmentation;
@@ -27,6 +28,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     components::register(m)?;
     labels::register(m)?;
     median::register(m)?;
+    metrics::register(m)?;
     segmentation::register(m)?;
     stack::register(m)?;
     consensus::register(m)?;

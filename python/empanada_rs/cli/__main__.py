@@ -1,0 +1,5 @@
+import sys
+
+from empanada_rs.cli import main
+
+sys.exit(main())
