@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from empanada_rs.errors import InvalidArgumentError, OutputExistsError
@@ -60,6 +61,7 @@ def write_config(path: str | os.PathLike[str], config: Mapping[str, object]) -> 
     try:
         with os.fdopen(fd, "w") as f:
             yaml.safe_dump(dict(config), f, sort_keys=False, default_flow_style=False)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, dest)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -80,6 +82,7 @@ def export_model(
     description: str = "",
     finetune: Mapping[str, object] | None = None,
     quantize: bool = False,
+    calibration: Iterable[torch.Tensor] | None = None,
     model_ref: str | None = None,
     overwrite: bool = False,
     extra: Mapping[str, object] | None = None,
@@ -102,6 +105,8 @@ def export_model(
     finetune: the FINETUNE block (default :func:`default_finetune_config`).
     quantize: also write `<name>_quantized.pth` with
         :func:`empanada_rs.models.quantize_model` (default False).
+    calibration: normalised input batches (B, 1, H, W) to calibrate the quantization
+        with; required when `quantize` (default None).
     model_ref: text for the `model` key instead of the absolute file path, e.g. a path
         relative to the package (default None). `model_quantized` follows it with the
         `_quantized` suffix.
@@ -119,21 +124,22 @@ def export_model(
         raise InvalidArgumentError(f"padding_factor must be >= 1, got {padding_factor!r}")
     pth, cfg = out / f"{name}.pth", out / f"{name}.yaml"
     qpth = out / f"{name}_quantized.pth"
+    if quantize and calibration is None:
+        raise InvalidArgumentError("calibration: quantize=True needs calibration batches")
     for p in (pth, cfg) + ((qpth,) if quantize else ()):
         if p.exists() and not overwrite:
             raise OutputExistsError(f"{p} exists; pass overwrite=True to replace it")
     models.save_model(model, pth)
     q_ref = None
     if quantize:
-        quantize_model = getattr(models, "quantize_model", None)
-        if quantize_model is None:
-            raise InvalidArgumentError("quantize: this build has no models.quantize_model")
-        models.save_model(quantize_model(model), qpth)
+        models.save_model(models.quantize_model(model, calibration), qpth)
         q_ref = (
             str(qpth.resolve())
             if model_ref is None
             else model_ref.removesuffix(".pth") + "_quantized.pth"
         )
+    for p in (pth, qpth) if quantize else (pth,):
+        p.chmod(0o644)  # readable like any package file (the writer uses a private temp)
     names = dict(class_names) if class_names else {int(c): f"class{c}" for c in labels}
     config: dict[str, object] = {
         "model": str(pth.resolve()) if model_ref is None else model_ref,

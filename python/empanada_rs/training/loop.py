@@ -141,6 +141,7 @@ def train(
     validate: Callable[[nn.Module], dict[str, float]] | None = None,
     checkpoint: str | Path | None = None,
     checkpoint_extra: dict[str, object] | None = None,
+    channels_last: bool | None = None,
 ) -> TrainResult:
     """Train `model` in place on `dataset` (items `(image, target)`, see
     :mod:`empanada_rs.training.datasets`).
@@ -170,6 +171,9 @@ def train(
     checkpoint: file to save `{state_dict, epoch, **checkpoint_extra}` to at the same
         cadence (default None).
     checkpoint_extra: extra entries of the checkpoint, e.g. arch and norms (default None).
+    channels_last: run in channels-last memory format (CPU depthwise convolutions are
+        several times faster so); None: on CPU only. The model is returned contiguous
+        (default None).
     """
     if batch_size < 1:
         raise InvalidArgumentError(f"batch_size must be >= 1, got {batch_size!r}")
@@ -192,6 +196,9 @@ def train(
     use_amp = (dev.type == "cuda") if amp is None else bool(amp and dev.type == "cuda")
     crit = criterion if criterion is not None else PanopticLoss()
     model.to(dev)
+    cl = (dev.type == "cpu") if channels_last is None else bool(channels_last)
+    fmt = torch.channels_last if cl else torch.contiguous_format
+    model.to(memory_format=fmt)  # type: ignore[call-overload]
     gen = torch.Generator().manual_seed(int(seed))
     if sample_weights is not None:
         sampler = WeightedRandomSampler(
@@ -228,7 +235,7 @@ def train(
     for epoch in range(epochs):
         model.train()
         for images, target in loader:
-            images = images.to(dev, non_blocking=True)
+            images = images.to(dev, non_blocking=True).contiguous(memory_format=fmt)
             target = {k: v.to(dev, non_blocking=True) for k, v in target.items()}
             with torch.autocast(dev.type, enabled=use_amp):
                 out = model(images)
@@ -284,6 +291,7 @@ def train(
                             validation=metrics,
                         )
                     )
+    model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
     model.eval()
     res.elapsed_s = time.perf_counter() - t0
     return res
