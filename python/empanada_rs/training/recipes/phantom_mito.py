@@ -70,6 +70,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--val-images", type=int, default=3, help="validation phantoms (3)")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (2)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--init",
+        type=Path,
+        default=None,
+        help="start from the weights of this model file (a second stage) instead of scratch",
+    )
     ap.add_argument("--no-quantized", action="store_true", help="skip the int8 model")
     ap.add_argument("--install", action="store_true", help="copy into the package")
     ap.add_argument("--overwrite", action="store_true", help="replace existing outputs")
@@ -114,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
 
     arch = dict(ARCH)
     model = build_model(arch.pop("arch"), **arch)  # type: ignore[arg-type]
+    if args.init is not None:
+        model.load_state_dict(torch.jit.load(str(args.init), map_location="cpu").state_dict())
+        print(f"model: weights from {args.init}")
     n_params = sum(p.numel() for p in model.parameters())
     print(f"model: {ARCH['arch']} {n_params / 1e6:.2f} M parameters")
 
