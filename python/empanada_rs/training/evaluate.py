@@ -30,17 +30,19 @@ def predict_instances(
     norms: tuple[float, float],
     padding_factor: int,
     label_divisor: int = 1000,
+    fine_boundaries: bool = False,
     **panoptic_kwargs: object,
 ) -> np.ndarray:
-    """Instance ids (H, W) int32 of one uint8 image: normalise, zero-pad bottom/right to a
-    multiple of `padding_factor`, run the model (render_steps 2, interpolate_ins True),
-    sigmoid/softmax, `panoptic_2d` with `panoptic_kwargs` (its defaults otherwise), crop,
-    drop the class part of the ids."""
+    """Instance ids (H, W) int32 of one uint8 image, the 2D engine's pipeline (spec §3.1):
+    normalise, zero-pad bottom/right to a multiple of `padding_factor`, run the model
+    (render_steps 2, interpolate_ins = `fine_boundaries`, default False: centres and
+    offsets at 1/4 resolution), sigmoid/softmax, `panoptic_2d` with `panoptic_kwargs` (its
+    defaults otherwise), crop, drop the class part of the ids."""
     h, w = image.shape
     x = (image.astype(np.float32) / 255.0 - norms[0]) / norms[1]
     ph, pw = -h % padding_factor, -w % padding_factor
     x = np.pad(x, ((0, ph), (0, pw)))
-    out = model(torch.from_numpy(x)[None, None], 2, True)
+    out = model(torch.from_numpy(x)[None, None], 2, bool(fine_boundaries))
     logits = out["sem_logits"][0].float()
     sem = torch.sigmoid(logits) if logits.shape[0] == 1 else torch.softmax(logits, 0)
     pan = panoptic_2d(
