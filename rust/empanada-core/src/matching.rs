@@ -436,8 +436,12 @@ struct Track {
     label: u64,
     bbox: [i64; 6],
     count: i64,
+    /// xy, xz: voxel runs. yz: the slices' own 2D runs (flat in the `(z, y)` slice), one
+    /// stretch per slice, listed in `slices`.
     starts: Vec<i64>,
     runs: Vec<i64>,
+    /// yz only: `(slice index, end of its stretch in starts/runs)` in the order added.
+    slices: Vec<(i64, usize)>,
 }
 
 /// The 3D objects of one class, keyed by label in first-seen order (spec §1.6).
@@ -476,7 +480,6 @@ impl Tracker {
     pub fn update(&mut self, objects: &[Object2d], index: usize) {
         let [_, h, w] = self.shape;
         let (hw, w) = ((h * w) as i64, w as i64);
-        let h = h as i64;
         let idx = index as i64;
         for o in objects {
             let [r1, c1, r2, c2] = o.bbox;
@@ -492,6 +495,7 @@ impl Tracker {
                     count: 0,
                     starts: Vec::new(),
                     runs: Vec::new(),
+                    slices: Vec::new(),
                 });
                 self.tracks.len() - 1
             });
@@ -522,14 +526,11 @@ impl Tracker {
                     }
                 }
                 Plane::Yz => {
-                    // Rows are z, columns y: every pixel is its own voxel run; re-encoded
-                    // at finish.
-                    for (&s, &r) in o.starts.iter().zip(&o.runs) {
-                        for p in s..s + r {
-                            let (z, y) = (p / h, p % h);
-                            t.starts.push(z * hw + y * w + idx);
-                        }
-                    }
+                    // Rows are z, columns y: a slice's run is a column of voxels, not a
+                    // voxel run. Keep the slice's runs; finish turns them into x-runs.
+                    t.starts.extend_from_slice(&o.starts);
+                    t.runs.extend_from_slice(&o.runs);
+                    t.slices.push((idx, t.starts.len()));
                 }
             }
         }
@@ -556,14 +557,10 @@ impl Tracker {
             offsets: vec![0],
             ..Default::default()
         };
-        for mut t in self.tracks {
+        let mut bits = Vec::new();
+        for t in self.tracks {
             let (starts, runs) = match self.plane {
-                // Each slice added a sorted stretch: the stable sort merges them instead
-                // of sorting from scratch (all starts differ, so the order is the same).
-                Plane::Yz => {
-                    t.starts.sort();
-                    rle::from_indices(&t.starts)?
-                }
+                Plane::Yz => yz_runs(&t, self.shape, &mut bits),
                 _ => {
                     let mut pairs: Vec<(i64, i64)> = t.starts.into_iter().zip(t.runs).collect();
                     pairs.sort();
@@ -579,6 +576,68 @@ impl Tracker {
         }
         Ok(out)
     }
+}
+
+/// The voxel runs of a yz track: its slices' pixels set in a bitmap over its box, one
+/// word-aligned bit row per `(z, y)` along x, read back in `(z, y, x)` order. Runs that
+/// touch in the flat index (across words, or across rows when the box spans the width)
+/// are joined, as `rle::from_indices` of the sorted voxel indices would.
+fn yz_runs(t: &Track, shape: [usize; 3], bits: &mut Vec<u64>) -> (Vec<i64>, Vec<i64>) {
+    let [_, h, w] = shape;
+    let (h, w) = (h as i64, w as i64);
+    let hw = h * w;
+    let [z1, y1, x1, z2, y2, x2] = t.bbox;
+    let (dy, dx) = (y2 - y1, x2 - x1);
+    let n_rows = ((z2 - z1) * dy) as usize;
+    let wpr = (dx as usize).div_ceil(64);
+    bits.clear();
+    bits.resize(n_rows * wpr, 0);
+    let mut from = 0;
+    for &(idx, end) in &t.slices {
+        let bx = (idx - x1) as usize;
+        let (word, bit) = (bx / 64, 1u64 << (bx % 64));
+        for (&s, &r) in t.starts[from..end].iter().zip(&t.runs[from..end]) {
+            let (mut z, mut y) = (s / h, s % h);
+            for _ in 0..r {
+                let row = ((z - z1) * dy + (y - y1)) as usize;
+                bits[row * wpr + word] |= bit;
+                y += 1;
+                if y == h {
+                    y = 0;
+                    z += 1;
+                }
+            }
+        }
+        from = end;
+    }
+    let mut starts: Vec<i64> = Vec::new();
+    let mut runs: Vec<i64> = Vec::new();
+    let mut push = |s: i64, r: i64| match (starts.last(), runs.last_mut()) {
+        (Some(&ls), Some(lr)) if ls + *lr == s => *lr += r,
+        _ => {
+            starts.push(s);
+            runs.push(r);
+        }
+    };
+    for row in 0..n_rows {
+        let (z, y) = (z1 + row as i64 / dy, y1 + row as i64 % dy);
+        let base = z * hw + y * w + x1;
+        for (k, &word) in bits[row * wpr..(row + 1) * wpr].iter().enumerate() {
+            let mut word = word;
+            let mut at = 0u32;
+            while word != 0 {
+                let skip = word.trailing_zeros();
+                word >>= skip;
+                at += skip;
+                let len = word.trailing_ones();
+                push(base + (k as i64) * 64 + at as i64, len as i64);
+                // len may be 64: shift in two steps.
+                word = (word >> (len - 1)) >> 1;
+                at += len;
+            }
+        }
+    }
+    (starts, runs)
 }
 
 #[cfg(test)]
@@ -720,6 +779,68 @@ mod tests {
         let r = t.finish().unwrap();
         assert_eq!((r.starts, r.runs), (vec![15, 19], vec![1, 1]));
         assert_eq!(r.boxes, vec![1, 0, 3, 2, 2, 4]);
+    }
+
+    #[test]
+    fn yz_tracks_equal_sorted_voxel_indices() {
+        // Random per-slice masks of a few labels, added in reverse slice order as the
+        // backward pass does; the runs must be those of the sorted voxel indices.
+        let mut st = 0x9E37_79B9_7F4A_7C15u64;
+        let mut rnd = |n: u64| {
+            st ^= st << 13;
+            st ^= st >> 7;
+            st ^= st << 17;
+            st % n
+        };
+        for trial in 0..60 {
+            let (d, h, w) = (
+                1 + rnd(6) as usize,
+                1 + rnd(7) as usize,
+                1 + rnd(150) as usize,
+            );
+            let dense = trial % 3 == 0;
+            let mut t = Tracker::new(1, [d, h, w], Plane::Yz);
+            let mut voxels: std::collections::BTreeMap<u64, Vec<i64>> = Default::default();
+            for x in (0..w).rev() {
+                let mut objects = Vec::new();
+                for label in 1..=3u64 {
+                    let pix: Vec<i64> = (0..(d * h) as i64)
+                        .filter(|_| rnd(if dense { 4 } else { 9 }) == 0 && rnd(3) == label - 1)
+                        .collect();
+                    if pix.is_empty() {
+                        continue;
+                    }
+                    let (starts, runs) = rle::from_indices(&pix).unwrap();
+                    let hh = h as i64;
+                    let (r1, r2) = (pix[0] / hh, pix[pix.len() - 1] / hh + 1);
+                    let c1 = pix.iter().map(|p| p % hh).min().unwrap();
+                    let c2 = pix.iter().map(|p| p % hh).max().unwrap() + 1;
+                    let o = obj(label, [r1, c1, r2, c2], starts, runs);
+                    objects.push(o);
+                    let v = voxels.entry(label).or_default();
+                    v.extend(
+                        pix.iter()
+                            .map(|p| (p / hh) * (h * w) as i64 + (p % hh) * w as i64 + x as i64),
+                    );
+                }
+                // Labels in varying first-seen order.
+                if rnd(2) == 0 {
+                    objects.reverse();
+                }
+                t.update(&objects, x);
+            }
+            let labels: Vec<u64> = t.tracks.iter().map(|tr| tr.label).collect();
+            let r = t.finish().unwrap();
+            assert_eq!(r.ids, labels);
+            for (i, label) in labels.iter().enumerate() {
+                let mut v = voxels[label].clone();
+                v.sort();
+                let (a, b) = (r.offsets[i] as usize, r.offsets[i + 1] as usize);
+                let want = rle::from_indices(&v).unwrap();
+                assert_eq!((r.starts[a..b].to_vec(), r.runs[a..b].to_vec()), want);
+                assert_eq!(r.counts[i], v.len() as i64);
+            }
+        }
     }
 
     #[test]
