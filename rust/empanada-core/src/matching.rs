@@ -265,6 +265,118 @@ pub fn assign_by_components(iou: &[f64], n: usize, m: usize) -> Result<Vec<(usiz
     Ok(pairs)
 }
 
+/// One overlapping (target, object) pair of [`match_slice`].
+struct Pair {
+    t: usize,
+    o: usize,
+    iou: f64,
+    ioa: f32,
+}
+
+/// `(target, object, intersection)` of every pair with a nonzero intersection, sorted.
+///
+/// Targets are binned by box on a grid of `CELL`-pixel cells; each object looks only at
+/// the targets in the cells its box covers (once each), so the cost follows the pairs of
+/// nearby objects, not all `n x m`.
+fn overlapping_pairs(target: &[Object2d], objects: &[Object2d]) -> Vec<(usize, usize, i64)> {
+    const CELL: i64 = 32;
+    let mut out = Vec::new();
+    if target.is_empty() || objects.is_empty() {
+        return out;
+    }
+    let (r_end, c_end) = target
+        .iter()
+        .fold((1, 1), |(r, c), t| (r.max(t.bbox[2]), c.max(t.bbox[3])));
+    let (gr, gc) = ((r_end + CELL - 1) / CELL, (c_end + CELL - 1) / CELL);
+    // Cells a box covers, clipped to the grid (empty when it lies outside).
+    let cells = |b: &[i64; 4]| {
+        let (r0, r1) = ((b[0] / CELL).max(0), ((b[2] - 1) / CELL).min(gr - 1));
+        let (c0, c1) = ((b[1] / CELL).max(0), ((b[3] - 1) / CELL).min(gc - 1));
+        (r0..=r1).flat_map(move |r| (c0..=c1).map(move |c| (r * gc + c) as usize))
+    };
+    let n_cells = (gr * gc) as usize;
+    let mut head = vec![0usize; n_cells + 1];
+    for t in target {
+        for k in cells(&t.bbox) {
+            head[k + 1] += 1;
+        }
+    }
+    for k in 0..n_cells {
+        head[k + 1] += head[k];
+    }
+    let mut fill = head.clone();
+    let mut members = vec![0usize; head[n_cells]];
+    for (ti, t) in target.iter().enumerate() {
+        for k in cells(&t.bbox) {
+            members[fill[k]] = ti;
+            fill[k] += 1;
+        }
+    }
+    let mut seen = vec![usize::MAX; target.len()];
+    for (mi, o) in objects.iter().enumerate() {
+        for k in cells(&o.bbox) {
+            for &ti in &members[head[k]..head[k + 1]] {
+                if seen[ti] == mi {
+                    continue;
+                }
+                seen[ti] = mi;
+                let t = &target[ti];
+                if !boxes_overlap(&t.bbox, &o.bbox) {
+                    continue;
+                }
+                // Objects come from `rle::encode` or `rle::union`: sorted, disjoint runs.
+                let inter = rle::intersection_sorted(&t.starts, &t.runs, &o.starts, &o.runs);
+                if inter > 0 {
+                    out.push((ti, mi, inter));
+                }
+            }
+        }
+    }
+    out.sort_unstable_by_key(|&(t, o, _)| (t, o));
+    out
+}
+
+/// [`assign_by_components`] on the sparse pairs (sorted by target, then object, all with
+/// IoU > 0): the same components, sub-matrices and assignments; `(row, col, iou)` out.
+fn assign_sparse(pairs: &[Pair], n: usize, m: usize) -> Result<Vec<(usize, usize, f64)>> {
+    let mut parent: Vec<usize> = (0..n + m).collect();
+    let mut row_start = vec![0usize; n + 1];
+    for q in pairs {
+        join(&mut parent, q.t, n + q.o);
+        row_start[q.t + 1] += 1;
+    }
+    for r in 0..n {
+        row_start[r + 1] += row_start[r];
+    }
+    let mut col_pos = vec![usize::MAX; m];
+    let mut out = Vec::new();
+    for g in groups(&mut parent) {
+        let split = g.partition_point(|&x| x < n);
+        let (rows, cols) = g.split_at(split);
+        if rows.is_empty() || cols.is_empty() {
+            continue;
+        }
+        for (j, &c) in cols.iter().enumerate() {
+            col_pos[c - n] = j;
+        }
+        let nc = cols.len();
+        let mut sub = vec![0.0f64; rows.len() * nc];
+        for (i, &r) in rows.iter().enumerate() {
+            for q in &pairs[row_start[r]..row_start[r + 1]] {
+                sub[i * nc + col_pos[q.o]] = q.iou;
+            }
+        }
+        let (rr, cc) = linear_sum_assignment(&sub, rows.len(), nc, true)?;
+        for (i, j) in rr.into_iter().zip(cc) {
+            let v = sub[i * nc + j];
+            if v > 0.0 {
+                out.push((rows[i], cols[j] - n, v));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Relabels the objects of one slice against `target` (the previous, already relabelled
 /// slice), as the reference's `RLEMatcher.__call__` (spec §5.4 steps 1–4).
 ///
@@ -279,37 +391,54 @@ pub fn match_slice(
     assign_new: bool,
 ) -> Result<Vec<Object2d>> {
     let (n, m) = (target.len(), objects.len());
-    // IoU in f64 and IoA rounded to f32, as the reference's matrices hold them.
-    let mut iou = vec![0.0f64; n * m];
-    let mut ioa = vec![0.0f32; n * m];
-    for (ti, t) in target.iter().enumerate() {
-        for (mi, o) in objects.iter().enumerate() {
-            if !boxes_overlap(&t.bbox, &o.bbox) {
-                continue;
+    // IoU in f64 and IoA rounded to f32, as the reference's matrices hold them; only the
+    // overlapping pairs, sorted by (target, object): every other entry is 0.
+    let pairs: Vec<Pair> = overlapping_pairs(target, &objects)
+        .into_iter()
+        .map(|(t, o, inter)| {
+            let (ta, oa) = (target[t].area, objects[o].area);
+            Pair {
+                t,
+                o,
+                iou: inter as f64 / (ta + oa - inter) as f64,
+                ioa: (inter as f64 / oa as f64) as f32,
             }
-            // Objects come from `rle::encode` or `rle::union`: sorted, disjoint runs.
-            let inter = rle::intersection_sorted(&t.starts, &t.runs, &o.starts, &o.runs);
-            if inter == 0 {
-                continue;
-            }
-            iou[ti * m + mi] = inter as f64 / (t.area + o.area - inter) as f64;
-            ioa[ti * m + mi] = (inter as f64 / o.area as f64) as f32;
-        }
-    }
+        })
+        .collect();
     let mut assigned: Vec<Option<u64>> = vec![None; m];
     // A threshold of 0 also accepts the zero-IoU pairs the whole-matrix optimum makes among
     // leftovers, which only the whole matrix reproduces.
-    let pairs = if p.merge_iou_thr > 0.0 {
-        assign_by_components(&iou, n, m)?
+    let matched: Vec<(usize, usize, f64)> = if p.merge_iou_thr > 0.0 {
+        assign_sparse(&pairs, n, m)?
     } else if n > 0 && m > 0 {
+        let mut iou = vec![0.0f64; n * m];
+        for q in &pairs {
+            iou[q.t * m + q.o] = q.iou;
+        }
         let (rows, cols) = linear_sum_assignment(&iou, n, m, true)?;
-        rows.into_iter().zip(cols).collect()
+        rows.into_iter()
+            .zip(cols)
+            .map(|(r, c)| (r, c, iou[r * m + c]))
+            .collect()
     } else {
         Vec::new()
     };
-    for (r, c) in pairs {
-        if iou[r * m + c] >= p.merge_iou_thr {
+    for (r, c, v) in matched {
+        if v >= p.merge_iou_thr {
             assigned[c] = Some(target[r].label);
+        }
+    }
+    // Per object, the first maximum of its IoA column, as argmax over the dense column
+    // gives it: pairs come by ascending target, and entries off the pairs are 0, so with
+    // no pair the argmax is target 0 at IoA 0.
+    let mut best_ioa: Vec<Option<(f32, usize)>> =
+        vec![if n > 0 { Some((0.0, 0)) } else { None }; m];
+    let mut has_pair = vec![false; m];
+    for q in &pairs {
+        let b = &mut best_ioa[q.o];
+        if !has_pair[q.o] || q.ioa > b.map_or(0.0, |x| x.0) {
+            *b = Some((q.ioa, q.t));
+            has_pair[q.o] = true;
         }
     }
     let ioa_thr = p.merge_ioa_thr as f32;
@@ -322,16 +451,7 @@ pub fn match_slice(
         let label = if let Some(l) = assigned[mi] {
             l
         } else {
-            // First maximum of the IoA column wins, as argmax does.
-            let mut best: Option<(f32, usize)> = None;
-            for ti in 0..n {
-                let a = ioa[ti * m + mi];
-                match best {
-                    Some((b, _)) if a <= b => {}
-                    _ => best = Some((a, ti)),
-                }
-            }
-            match best {
+            match best_ioa[mi] {
                 Some((a, ti)) if a >= ioa_thr => target[ti].label,
                 _ if assign_new => {
                     let l = *next_label;
