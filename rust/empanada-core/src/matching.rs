@@ -902,6 +902,68 @@ mod tests {
     }
 
     #[test]
+    fn grid_pairs_equal_all_pairs() {
+        let mut st = 0x2545_F491_4F6C_DD1Du64;
+        let mut rnd = |n: i64| {
+            st ^= st << 13;
+            st ^= st >> 7;
+            st ^= st << 17;
+            (st % n as u64) as i64
+        };
+        let w = 200i64;
+        for _ in 0..40 {
+            let (n_t, n_o) = (rnd(30) as usize, rnd(30) as usize);
+            let mut make = |k: usize| -> Vec<Object2d> {
+                (0..k)
+                    .map(|i| {
+                        let (r, c) = (rnd(150), rnd(w - 1));
+                        let (h, wd) = (1 + rnd(70), 1 + rnd(w - c));
+                        let starts: Vec<i64> = (r..r + h).map(|y| y * w + c).collect();
+                        obj(
+                            i as u64 + 1,
+                            [r, c, r + h, c + wd],
+                            starts,
+                            vec![wd; h as usize],
+                        )
+                    })
+                    .collect()
+            };
+            let t = make(n_t);
+            let o = make(n_o);
+            let mut want = Vec::new();
+            for (ti, a) in t.iter().enumerate() {
+                for (mi, b) in o.iter().enumerate() {
+                    let inter = rle::intersection(&a.starts, &a.runs, &b.starts, &b.runs).unwrap();
+                    if inter > 0 {
+                        want.push((ti, mi, inter));
+                    }
+                }
+            }
+            assert_eq!(overlapping_pairs(&t, &o), want);
+        }
+    }
+
+    #[test]
+    fn zero_ioa_threshold_takes_the_first_target_without_overlap() {
+        // The dense IoA argmax of an all-zero column is target 0.
+        let t = vec![
+            obj(7, [0, 0, 1, 2], vec![0], vec![2]),
+            obj(8, [3, 0, 4, 2], vec![12], vec![2]),
+        ];
+        let o = vec![obj(1, [2, 0, 3, 2], vec![8], vec![2])];
+        let p = MatchParams {
+            class_id: 0,
+            label_divisor: 1000,
+            merge_iou_thr: 0.25,
+            merge_ioa_thr: 0.0,
+        };
+        let mut next = 100;
+        let out = match_slice(&t, o, &p, &mut next, true).unwrap();
+        assert_eq!(out[0].label, 7);
+        assert_eq!(next, 100);
+    }
+
+    #[test]
     fn yz_tracks_equal_sorted_voxel_indices() {
         // Random per-slice masks of a few labels, added in reverse slice order as the
         // backward pass does; the runs must be those of the sorted voxel indices.
