@@ -21,6 +21,7 @@ __all__ = [
     "em_image_2d",
     "model_outputs_2d",
     "model_outputs_3d",
+    "model_outputs_3d_planes",
 ]
 
 
@@ -44,9 +45,10 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], scale: int) 
     xs = np.linspace(0, gw - 1.001, w, dtype=np.float32)
     y0, x0 = ys.astype(int), xs.astype(int)
     fy, fx = (ys - y0)[:, None], (xs - x0)[None, :]
-    g = grid
-    top = g[y0][:, x0] * (1 - fx) + g[y0][:, x0 + 1] * fx
-    bot = g[y0 + 1][:, x0] * (1 - fx) + g[y0 + 1][:, x0 + 1] * fx
+    # Interpolate along x on the coarse rows first, then gather rows: the same float32
+    # operations per output pixel as interpolating the gathered grid, on gh rows, not h.
+    along_x = grid[:, x0] * (1 - fx) + grid[:, x0 + 1] * fx
+    top, bot = along_x[y0], along_x[y0 + 1]
     out = top * (1 - fy) + bot * fy
     return np.clip(out / 2.0, -1.0, 1.0)
 
@@ -204,6 +206,23 @@ class ModelOutputs3d:
         return self.sem[i], self.ctr_hmp[i], self.offsets[i]
 
 
+# exp(-_GAUSS_CUT) is below half the smallest float32 subnormal, so it casts to exactly 0.
+_GAUSS_CUT = 110.0
+
+
+def _gauss_window(
+    cy: float, cx: float, sigma: float, grid_shape: tuple[int, int]
+) -> tuple[slice, slice]:
+    """Coarse-grid cells (step 4) within which a Gaussian at (cy, cx) is nonzero in float32."""
+    reach = np.sqrt(2.0 * _GAUSS_CUT) * sigma + 8.0  # pixels, with a margin of two cells
+    gh, gw = grid_shape
+    y0 = min(gh, max(0, int(np.floor((cy - reach) / 4))))
+    y1 = min(gh, max(0, int(np.ceil((cy + reach) / 4)) + 1))
+    x0 = min(gw, max(0, int(np.floor((cx - reach) / 4))))
+    x1 = min(gw, max(0, int(np.ceil((cx + reach) / 4)) + 1))
+    return slice(y0, y1), slice(x0, x1)
+
+
 _AXIS = {"xy": 0, "xz": 1, "yz": 2}
 
 
@@ -229,11 +248,68 @@ def model_outputs_3d(
     background to a multiple of `pad` (which must be a multiple of 4) like the engine pads
     images; the pipeline crops back. Slices listed in `empty_slices` are blank.
     """
+    return model_outputs_3d_planes(
+        shape,
+        (plane,),
+        n_objects,
+        n_classes=n_classes,
+        radius=radius,
+        branch_fraction=branch_fraction,
+        empty_slices=empty_slices,
+        noise=noise,
+        pad=pad,
+        seed=seed,
+    )[plane]
+
+
+def model_outputs_3d_planes(
+    shape: tuple[int, int, int],
+    planes: tuple[str, ...] = ("xy", "xz", "yz"),
+    n_objects: int = 20,
+    *,
+    n_classes: int = 1,
+    radius: tuple[float, float] = (3.0, 12.0),
+    branch_fraction: float = 0.3,
+    empty_slices: tuple[int, ...] = (),
+    noise: float = 0.15,
+    pad: int = 16,
+    seed: int = 0,
+) -> dict[str, ModelOutputs3d]:
+    """`{plane: model_outputs_3d(shape, plane, ...)}` for each of `planes`, same arguments.
+
+    Equal to calling `model_outputs_3d` once per plane, but the volume is drawn once (the
+    planes share its `instances` and `classes` arrays: do not write to them).
+    """
     if pad % 4:
         raise ValueError(f"pad={pad}: must be a multiple of 4 for the coarse grid")
-    if plane not in _AXIS:
-        raise ValueError(f"plane {plane!r}: use 'xy', 'xz' or 'yz'")
+    for plane in planes:
+        if plane not in _AXIS:
+            raise ValueError(f"plane {plane!r}: use 'xy', 'xz' or 'yz'")
     rng = np.random.default_rng(seed)
+    instances, classes, parts, n_parts = _draw_volume(
+        shape, n_objects, n_classes, radius, branch_fraction, rng
+    )
+    # Each plane's slice noise continues from the generator's state after the volume, as
+    # a separate call per plane would.
+    after_volume = rng.bit_generator.state
+    out = {}
+    for plane in planes:
+        rng.bit_generator.state = after_volume
+        out[plane] = _plane_outputs(
+            plane, instances, classes, parts, n_parts, n_classes, empty_slices, noise, pad, rng
+        )
+    return out
+
+
+def _draw_volume(
+    shape: tuple[int, int, int],
+    n_objects: int,
+    n_classes: int,
+    radius: tuple[float, float],
+    branch_fraction: float,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Ellipsoid instances, classes and per-ellipsoid part ids of the volume, and n_parts."""
     d, h, w = shape
     instances = np.zeros(shape, np.int32)
     classes = np.zeros(shape, np.int32)
@@ -264,6 +340,23 @@ def model_outputs_3d(
             classes[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]][inside] = cls
             parts[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]][inside] = n_parts
 
+    return instances, classes, parts, n_parts
+
+
+def _plane_outputs(
+    plane: str,
+    instances: np.ndarray,
+    classes: np.ndarray,
+    parts: np.ndarray,
+    n_parts: int,
+    n_classes: int,
+    empty_slices: tuple[int, ...],
+    noise: float,
+    pad: int,
+    rng: np.random.Generator,
+) -> ModelOutputs3d:
+    """The per-slice model outputs of the drawn volume along `plane`."""
+    shape = instances.shape
     axis = _AXIS[plane]
     n = shape[axis]
     sh, sw = [s for a, s in enumerate(shape) if a != axis]
@@ -298,8 +391,11 @@ def model_outputs_3d(
             cx = np.bincount(ids, xx, minlength=n_parts + 1) / np.maximum(cnt, 1)
             for p in present:
                 sigma = max(3.0, 0.5 * np.sqrt(cnt[p] / np.pi))
-                g = np.exp(-((gy - cy[p]) ** 2 + (gx - cx[p]) ** 2) / (2 * sigma**2))
-                np.maximum(ctr[k], g.astype(np.float32), out=ctr[k])
+                # Only the window where the float64 Gaussian can round to a float32 above
+                # zero: beyond it the values cast to 0.0 and max() with them changes nothing.
+                win = _gauss_window(cy[p], cx[p], sigma, ctr.shape[1:])
+                g = np.exp(-((gy[win] - cy[p]) ** 2 + (gx[win] - cx[p]) ** 2) / (2 * sigma**2))
+                np.maximum(ctr[k][win], g.astype(np.float32), out=ctr[k][win])
             grid = part2[::4, ::4]
             own = grid > 0
             offsets[k, 0][own] = cy[grid[own]] - gy[own]

@@ -265,6 +265,118 @@ pub fn assign_by_components(iou: &[f64], n: usize, m: usize) -> Result<Vec<(usiz
     Ok(pairs)
 }
 
+/// One overlapping (target, object) pair of [`match_slice`].
+struct Pair {
+    t: usize,
+    o: usize,
+    iou: f64,
+    ioa: f32,
+}
+
+/// `(target, object, intersection)` of every pair with a nonzero intersection, sorted.
+///
+/// Targets are binned by box on a grid of `CELL`-pixel cells; each object looks only at
+/// the targets in the cells its box covers (once each), so the cost follows the pairs of
+/// nearby objects, not all `n x m`.
+fn overlapping_pairs(target: &[Object2d], objects: &[Object2d]) -> Vec<(usize, usize, i64)> {
+    const CELL: i64 = 32;
+    let mut out = Vec::new();
+    if target.is_empty() || objects.is_empty() {
+        return out;
+    }
+    let (r_end, c_end) = target
+        .iter()
+        .fold((1, 1), |(r, c), t| (r.max(t.bbox[2]), c.max(t.bbox[3])));
+    let (gr, gc) = ((r_end + CELL - 1) / CELL, (c_end + CELL - 1) / CELL);
+    // Cells a box covers, clipped to the grid (empty when it lies outside).
+    let cells = |b: &[i64; 4]| {
+        let (r0, r1) = ((b[0] / CELL).max(0), ((b[2] - 1) / CELL).min(gr - 1));
+        let (c0, c1) = ((b[1] / CELL).max(0), ((b[3] - 1) / CELL).min(gc - 1));
+        (r0..=r1).flat_map(move |r| (c0..=c1).map(move |c| (r * gc + c) as usize))
+    };
+    let n_cells = (gr * gc) as usize;
+    let mut head = vec![0usize; n_cells + 1];
+    for t in target {
+        for k in cells(&t.bbox) {
+            head[k + 1] += 1;
+        }
+    }
+    for k in 0..n_cells {
+        head[k + 1] += head[k];
+    }
+    let mut fill = head.clone();
+    let mut members = vec![0usize; head[n_cells]];
+    for (ti, t) in target.iter().enumerate() {
+        for k in cells(&t.bbox) {
+            members[fill[k]] = ti;
+            fill[k] += 1;
+        }
+    }
+    let mut seen = vec![usize::MAX; target.len()];
+    for (mi, o) in objects.iter().enumerate() {
+        for k in cells(&o.bbox) {
+            for &ti in &members[head[k]..head[k + 1]] {
+                if seen[ti] == mi {
+                    continue;
+                }
+                seen[ti] = mi;
+                let t = &target[ti];
+                if !boxes_overlap(&t.bbox, &o.bbox) {
+                    continue;
+                }
+                // Objects come from `rle::encode` or `rle::union`: sorted, disjoint runs.
+                let inter = rle::intersection_sorted(&t.starts, &t.runs, &o.starts, &o.runs);
+                if inter > 0 {
+                    out.push((ti, mi, inter));
+                }
+            }
+        }
+    }
+    out.sort_unstable_by_key(|&(t, o, _)| (t, o));
+    out
+}
+
+/// [`assign_by_components`] on the sparse pairs (sorted by target, then object, all with
+/// IoU > 0): the same components, sub-matrices and assignments; `(row, col, iou)` out.
+fn assign_sparse(pairs: &[Pair], n: usize, m: usize) -> Result<Vec<(usize, usize, f64)>> {
+    let mut parent: Vec<usize> = (0..n + m).collect();
+    let mut row_start = vec![0usize; n + 1];
+    for q in pairs {
+        join(&mut parent, q.t, n + q.o);
+        row_start[q.t + 1] += 1;
+    }
+    for r in 0..n {
+        row_start[r + 1] += row_start[r];
+    }
+    let mut col_pos = vec![usize::MAX; m];
+    let mut out = Vec::new();
+    for g in groups(&mut parent) {
+        let split = g.partition_point(|&x| x < n);
+        let (rows, cols) = g.split_at(split);
+        if rows.is_empty() || cols.is_empty() {
+            continue;
+        }
+        for (j, &c) in cols.iter().enumerate() {
+            col_pos[c - n] = j;
+        }
+        let nc = cols.len();
+        let mut sub = vec![0.0f64; rows.len() * nc];
+        for (i, &r) in rows.iter().enumerate() {
+            for q in &pairs[row_start[r]..row_start[r + 1]] {
+                sub[i * nc + col_pos[q.o]] = q.iou;
+            }
+        }
+        let (rr, cc) = linear_sum_assignment(&sub, rows.len(), nc, true)?;
+        for (i, j) in rr.into_iter().zip(cc) {
+            let v = sub[i * nc + j];
+            if v > 0.0 {
+                out.push((rows[i], cols[j] - n, v));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Relabels the objects of one slice against `target` (the previous, already relabelled
 /// slice), as the reference's `RLEMatcher.__call__` (spec §5.4 steps 1–4).
 ///
@@ -279,37 +391,54 @@ pub fn match_slice(
     assign_new: bool,
 ) -> Result<Vec<Object2d>> {
     let (n, m) = (target.len(), objects.len());
-    // IoU in f64 and IoA rounded to f32, as the reference's matrices hold them.
-    let mut iou = vec![0.0f64; n * m];
-    let mut ioa = vec![0.0f32; n * m];
-    for (ti, t) in target.iter().enumerate() {
-        for (mi, o) in objects.iter().enumerate() {
-            if !boxes_overlap(&t.bbox, &o.bbox) {
-                continue;
+    // IoU in f64 and IoA rounded to f32, as the reference's matrices hold them; only the
+    // overlapping pairs, sorted by (target, object): every other entry is 0.
+    let pairs: Vec<Pair> = overlapping_pairs(target, &objects)
+        .into_iter()
+        .map(|(t, o, inter)| {
+            let (ta, oa) = (target[t].area, objects[o].area);
+            Pair {
+                t,
+                o,
+                iou: inter as f64 / (ta + oa - inter) as f64,
+                ioa: (inter as f64 / oa as f64) as f32,
             }
-            // Objects come from `rle::encode` or `rle::union`: sorted, disjoint runs.
-            let inter = rle::intersection_sorted(&t.starts, &t.runs, &o.starts, &o.runs);
-            if inter == 0 {
-                continue;
-            }
-            iou[ti * m + mi] = inter as f64 / (t.area + o.area - inter) as f64;
-            ioa[ti * m + mi] = (inter as f64 / o.area as f64) as f32;
-        }
-    }
+        })
+        .collect();
     let mut assigned: Vec<Option<u64>> = vec![None; m];
     // A threshold of 0 also accepts the zero-IoU pairs the whole-matrix optimum makes among
     // leftovers, which only the whole matrix reproduces.
-    let pairs = if p.merge_iou_thr > 0.0 {
-        assign_by_components(&iou, n, m)?
+    let matched: Vec<(usize, usize, f64)> = if p.merge_iou_thr > 0.0 {
+        assign_sparse(&pairs, n, m)?
     } else if n > 0 && m > 0 {
+        let mut iou = vec![0.0f64; n * m];
+        for q in &pairs {
+            iou[q.t * m + q.o] = q.iou;
+        }
         let (rows, cols) = linear_sum_assignment(&iou, n, m, true)?;
-        rows.into_iter().zip(cols).collect()
+        rows.into_iter()
+            .zip(cols)
+            .map(|(r, c)| (r, c, iou[r * m + c]))
+            .collect()
     } else {
         Vec::new()
     };
-    for (r, c) in pairs {
-        if iou[r * m + c] >= p.merge_iou_thr {
+    for (r, c, v) in matched {
+        if v >= p.merge_iou_thr {
             assigned[c] = Some(target[r].label);
+        }
+    }
+    // Per object, the first maximum of its IoA column, as argmax over the dense column
+    // gives it: pairs come by ascending target, and entries off the pairs are 0, so with
+    // no pair the argmax is target 0 at IoA 0.
+    let mut best_ioa: Vec<Option<(f32, usize)>> =
+        vec![if n > 0 { Some((0.0, 0)) } else { None }; m];
+    let mut has_pair = vec![false; m];
+    for q in &pairs {
+        let b = &mut best_ioa[q.o];
+        if !has_pair[q.o] || q.ioa > b.map_or(0.0, |x| x.0) {
+            *b = Some((q.ioa, q.t));
+            has_pair[q.o] = true;
         }
     }
     let ioa_thr = p.merge_ioa_thr as f32;
@@ -322,16 +451,7 @@ pub fn match_slice(
         let label = if let Some(l) = assigned[mi] {
             l
         } else {
-            // First maximum of the IoA column wins, as argmax does.
-            let mut best: Option<(f32, usize)> = None;
-            for ti in 0..n {
-                let a = ioa[ti * m + mi];
-                match best {
-                    Some((b, _)) if a <= b => {}
-                    _ => best = Some((a, ti)),
-                }
-            }
-            match best {
+            match best_ioa[mi] {
                 Some((a, ti)) if a >= ioa_thr => target[ti].label,
                 _ if assign_new => {
                     let l = *next_label;
@@ -436,8 +556,12 @@ struct Track {
     label: u64,
     bbox: [i64; 6],
     count: i64,
+    /// xy, xz: voxel runs. yz: the slices' own 2D runs (flat in the `(z, y)` slice), one
+    /// stretch per slice, listed in `slices`.
     starts: Vec<i64>,
     runs: Vec<i64>,
+    /// yz only: `(slice index, end of its stretch in starts/runs)` in the order added.
+    slices: Vec<(i64, usize)>,
 }
 
 /// The 3D objects of one class, keyed by label in first-seen order (spec §1.6).
@@ -476,7 +600,6 @@ impl Tracker {
     pub fn update(&mut self, objects: &[Object2d], index: usize) {
         let [_, h, w] = self.shape;
         let (hw, w) = ((h * w) as i64, w as i64);
-        let h = h as i64;
         let idx = index as i64;
         for o in objects {
             let [r1, c1, r2, c2] = o.bbox;
@@ -492,6 +615,7 @@ impl Tracker {
                     count: 0,
                     starts: Vec::new(),
                     runs: Vec::new(),
+                    slices: Vec::new(),
                 });
                 self.tracks.len() - 1
             });
@@ -522,14 +646,11 @@ impl Tracker {
                     }
                 }
                 Plane::Yz => {
-                    // Rows are z, columns y: every pixel is its own voxel run; re-encoded
-                    // at finish.
-                    for (&s, &r) in o.starts.iter().zip(&o.runs) {
-                        for p in s..s + r {
-                            let (z, y) = (p / h, p % h);
-                            t.starts.push(z * hw + y * w + idx);
-                        }
-                    }
+                    // Rows are z, columns y: a slice's run is a column of voxels, not a
+                    // voxel run. Keep the slice's runs; finish turns them into x-runs.
+                    t.starts.extend_from_slice(&o.starts);
+                    t.runs.extend_from_slice(&o.runs);
+                    t.slices.push((idx, t.starts.len()));
                 }
             }
         }
@@ -556,14 +677,10 @@ impl Tracker {
             offsets: vec![0],
             ..Default::default()
         };
-        for mut t in self.tracks {
+        let mut bits = Vec::new();
+        for t in self.tracks {
             let (starts, runs) = match self.plane {
-                // Each slice added a sorted stretch: the stable sort merges them instead
-                // of sorting from scratch (all starts differ, so the order is the same).
-                Plane::Yz => {
-                    t.starts.sort();
-                    rle::from_indices(&t.starts)?
-                }
+                Plane::Yz => yz_runs(&t, self.shape, &mut bits),
                 _ => {
                     let mut pairs: Vec<(i64, i64)> = t.starts.into_iter().zip(t.runs).collect();
                     pairs.sort();
@@ -579,6 +696,68 @@ impl Tracker {
         }
         Ok(out)
     }
+}
+
+/// The voxel runs of a yz track: its slices' pixels set in a bitmap over its box, one
+/// word-aligned bit row per `(z, y)` along x, read back in `(z, y, x)` order. Runs that
+/// touch in the flat index (across words, or across rows when the box spans the width)
+/// are joined, as `rle::from_indices` of the sorted voxel indices would.
+fn yz_runs(t: &Track, shape: [usize; 3], bits: &mut Vec<u64>) -> (Vec<i64>, Vec<i64>) {
+    let [_, h, w] = shape;
+    let (h, w) = (h as i64, w as i64);
+    let hw = h * w;
+    let [z1, y1, x1, z2, y2, x2] = t.bbox;
+    let (dy, dx) = (y2 - y1, x2 - x1);
+    let n_rows = ((z2 - z1) * dy) as usize;
+    let wpr = (dx as usize).div_ceil(64);
+    bits.clear();
+    bits.resize(n_rows * wpr, 0);
+    let mut from = 0;
+    for &(idx, end) in &t.slices {
+        let bx = (idx - x1) as usize;
+        let (word, bit) = (bx / 64, 1u64 << (bx % 64));
+        for (&s, &r) in t.starts[from..end].iter().zip(&t.runs[from..end]) {
+            let (mut z, mut y) = (s / h, s % h);
+            for _ in 0..r {
+                let row = ((z - z1) * dy + (y - y1)) as usize;
+                bits[row * wpr + word] |= bit;
+                y += 1;
+                if y == h {
+                    y = 0;
+                    z += 1;
+                }
+            }
+        }
+        from = end;
+    }
+    let mut starts: Vec<i64> = Vec::new();
+    let mut runs: Vec<i64> = Vec::new();
+    let mut push = |s: i64, r: i64| match (starts.last(), runs.last_mut()) {
+        (Some(&ls), Some(lr)) if ls + *lr == s => *lr += r,
+        _ => {
+            starts.push(s);
+            runs.push(r);
+        }
+    };
+    for row in 0..n_rows {
+        let (z, y) = (z1 + row as i64 / dy, y1 + row as i64 % dy);
+        let base = z * hw + y * w + x1;
+        for (k, &word) in bits[row * wpr..(row + 1) * wpr].iter().enumerate() {
+            let mut word = word;
+            let mut at = 0u32;
+            while word != 0 {
+                let skip = word.trailing_zeros();
+                word >>= skip;
+                at += skip;
+                let len = word.trailing_ones();
+                push(base + (k as i64) * 64 + at as i64, len as i64);
+                // len may be 64: shift in two steps.
+                word = (word >> (len - 1)) >> 1;
+                at += len;
+            }
+        }
+    }
+    (starts, runs)
 }
 
 #[cfg(test)]
@@ -720,6 +899,130 @@ mod tests {
         let r = t.finish().unwrap();
         assert_eq!((r.starts, r.runs), (vec![15, 19], vec![1, 1]));
         assert_eq!(r.boxes, vec![1, 0, 3, 2, 2, 4]);
+    }
+
+    #[test]
+    fn grid_pairs_equal_all_pairs() {
+        let mut st = 0x2545_F491_4F6C_DD1Du64;
+        let mut rnd = |n: i64| {
+            st ^= st << 13;
+            st ^= st >> 7;
+            st ^= st << 17;
+            (st % n as u64) as i64
+        };
+        let w = 200i64;
+        for _ in 0..40 {
+            let (n_t, n_o) = (rnd(30) as usize, rnd(30) as usize);
+            let mut make = |k: usize| -> Vec<Object2d> {
+                (0..k)
+                    .map(|i| {
+                        let (r, c) = (rnd(150), rnd(w - 1));
+                        let (h, wd) = (1 + rnd(70), 1 + rnd(w - c));
+                        let starts: Vec<i64> = (r..r + h).map(|y| y * w + c).collect();
+                        obj(
+                            i as u64 + 1,
+                            [r, c, r + h, c + wd],
+                            starts,
+                            vec![wd; h as usize],
+                        )
+                    })
+                    .collect()
+            };
+            let t = make(n_t);
+            let o = make(n_o);
+            let mut want = Vec::new();
+            for (ti, a) in t.iter().enumerate() {
+                for (mi, b) in o.iter().enumerate() {
+                    let inter = rle::intersection(&a.starts, &a.runs, &b.starts, &b.runs).unwrap();
+                    if inter > 0 {
+                        want.push((ti, mi, inter));
+                    }
+                }
+            }
+            assert_eq!(overlapping_pairs(&t, &o), want);
+        }
+    }
+
+    #[test]
+    fn zero_ioa_threshold_takes_the_first_target_without_overlap() {
+        // The dense IoA argmax of an all-zero column is target 0.
+        let t = vec![
+            obj(7, [0, 0, 1, 2], vec![0], vec![2]),
+            obj(8, [3, 0, 4, 2], vec![12], vec![2]),
+        ];
+        let o = vec![obj(1, [2, 0, 3, 2], vec![8], vec![2])];
+        let p = MatchParams {
+            class_id: 0,
+            label_divisor: 1000,
+            merge_iou_thr: 0.25,
+            merge_ioa_thr: 0.0,
+        };
+        let mut next = 100;
+        let out = match_slice(&t, o, &p, &mut next, true).unwrap();
+        assert_eq!(out[0].label, 7);
+        assert_eq!(next, 100);
+    }
+
+    #[test]
+    fn yz_tracks_equal_sorted_voxel_indices() {
+        // Random per-slice masks of a few labels, added in reverse slice order as the
+        // backward pass does; the runs must be those of the sorted voxel indices.
+        let mut st = 0x9E37_79B9_7F4A_7C15u64;
+        let mut rnd = |n: u64| {
+            st ^= st << 13;
+            st ^= st >> 7;
+            st ^= st << 17;
+            st % n
+        };
+        for trial in 0..60 {
+            let (d, h, w) = (
+                1 + rnd(6) as usize,
+                1 + rnd(7) as usize,
+                1 + rnd(150) as usize,
+            );
+            let dense = trial % 3 == 0;
+            let mut t = Tracker::new(1, [d, h, w], Plane::Yz);
+            let mut voxels: std::collections::BTreeMap<u64, Vec<i64>> = Default::default();
+            for x in (0..w).rev() {
+                let mut objects = Vec::new();
+                for label in 1..=3u64 {
+                    let pix: Vec<i64> = (0..(d * h) as i64)
+                        .filter(|_| rnd(if dense { 4 } else { 9 }) == 0 && rnd(3) == label - 1)
+                        .collect();
+                    if pix.is_empty() {
+                        continue;
+                    }
+                    let (starts, runs) = rle::from_indices(&pix).unwrap();
+                    let hh = h as i64;
+                    let (r1, r2) = (pix[0] / hh, pix[pix.len() - 1] / hh + 1);
+                    let c1 = pix.iter().map(|p| p % hh).min().unwrap();
+                    let c2 = pix.iter().map(|p| p % hh).max().unwrap() + 1;
+                    let o = obj(label, [r1, c1, r2, c2], starts, runs);
+                    objects.push(o);
+                    let v = voxels.entry(label).or_default();
+                    v.extend(
+                        pix.iter()
+                            .map(|p| (p / hh) * (h * w) as i64 + (p % hh) * w as i64 + x as i64),
+                    );
+                }
+                // Labels in varying first-seen order.
+                if rnd(2) == 0 {
+                    objects.reverse();
+                }
+                t.update(&objects, x);
+            }
+            let labels: Vec<u64> = t.tracks.iter().map(|tr| tr.label).collect();
+            let r = t.finish().unwrap();
+            assert_eq!(r.ids, labels);
+            for (i, label) in labels.iter().enumerate() {
+                let mut v = voxels[label].clone();
+                v.sort();
+                let (a, b) = (r.offsets[i] as usize, r.offsets[i + 1] as usize);
+                let want = rle::from_indices(&v).unwrap();
+                assert_eq!((r.starts[a..b].to_vec(), r.runs[a..b].to_vec()), want);
+                assert_eq!(r.counts[i], v.len() as i64);
+            }
+        }
     }
 
     #[test]
