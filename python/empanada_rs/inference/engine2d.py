@@ -248,13 +248,9 @@ class Engine2D:
                     o.ctr_hmp,
                     o.offsets,
                     thing_list=self.thing_list,
-                    label_divisor=p.label_divisor,
-                    confidence_thr=p.confidence_thr,
-                    nms_threshold=p.center_confidence_thr,
-                    nms_kernel=p.center_min_distance,
                     force_connected=inp.force_connected,
-                    upsampling=p.downsampling,
                     crop=inp.crop,
+                    **p.core_kwargs(),
                 )
                 for inp, o in zip(pending, outs, strict=True)
             ]

@@ -85,3 +85,14 @@ class InferenceParams:
             raise InvalidArgumentError(
                 f"normalize: {self.normalize!r} is not a mode; use 'robust' or 'parity'"
             )
+
+    def core_kwargs(self) -> dict[str, Any]:
+        """The 2D post-processing keywords of the Rust core (``panoptic_2d``,
+        ``StackPipeline``) these parameters stand for."""
+        return {
+            "label_divisor": self.label_divisor,
+            "confidence_thr": self.confidence_thr,
+            "nms_threshold": self.center_confidence_thr,
+            "nms_kernel": self.center_min_distance,
+            "upsampling": self.downsampling,
+        }

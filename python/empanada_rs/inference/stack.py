@@ -163,15 +163,11 @@ def new_pipeline(
         plane,
         labels=handle.labels,
         thing_list=[] if p.semantic_only else handle.thing_list,
-        label_divisor=p.label_divisor,
-        confidence_thr=p.confidence_thr,
-        nms_threshold=p.center_confidence_thr,
-        nms_kernel=p.center_min_distance,
-        upsampling=p.downsampling,
         median_kernel_size=p.median_kernel_size,
         median_mode=p.median_mode,
         merge_iou_thr=p.merge_iou_thr,
         merge_ioa_thr=p.merge_ioa_thr,
+        **p.core_kwargs(),
     )
 
 
