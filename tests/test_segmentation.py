@@ -64,3 +64,18 @@ def test_real_neurons_round_trip(shared_data):
     seg = er.Segmentation.from_labels(np.ascontiguousarray(vol), 1)
     assert seg.n_objects(1) == len(np.unique(vol[vol > 0]))
     np.testing.assert_array_equal(seg.stack_volume(), vol.astype(np.int32))
+
+
+def test_statistics_from_runs_equal_label_statistics_of_the_volume():
+    """Tight boxes and centroids from the runs (wrapping rows included) against the dense
+    oracle, `label_statistics` of `to_volume`."""
+    rng = np.random.default_rng(5)
+    vol = rng.integers(0, 6, (5, 7, 9)).astype(np.int32)
+    vol[vol == 3] = 0
+    seg = er.Segmentation.from_labels(vol, 1)
+    ours = seg.statistics(1)
+    ref = er.label_statistics(seg.to_volume(1))
+    np.testing.assert_array_equal(ours["ids"], ref["ids"])
+    np.testing.assert_array_equal(ours["counts"], ref["counts"])
+    np.testing.assert_array_equal(ours["boxes"], ref["boxes"])
+    np.testing.assert_allclose(ours["centroids"], ref["centroids"])

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import numpy.typing as npt
 import torch
 
@@ -77,29 +76,10 @@ def _table(stats: dict[str, npt.NDArray[Any]]) -> dict[str, npt.NDArray[Any]]:
 
 
 def _objects_table(seg: Segmentation, class_id: int) -> dict[str, npt.NDArray[Any]]:
-    """Object table from the sparse objects (no dense volume): ids 1..N in object order,
-    boxes and centroids from the runs. (Stored boxes are not always tight: a consensus
-    object keeps the union of its views' boxes, spec §6.3, so they are recomputed.)"""
-    objs = seg.objects(class_id)
-    d, h, w = seg.shape
-    n = len(objs["ids"])
-    cents = np.zeros((n, 3), np.float64)
-    boxes = np.zeros((n, 6), np.int64)
-    offs, starts, runs = objs["offsets"], objs["starts"], objs["runs"]
-    for i in range(n):
-        s, r = starts[offs[i] : offs[i + 1]], runs[offs[i] : offs[i + 1]]
-        # Runs may span rows and slices: expand them to voxel indices (O(object size)).
-        flat = np.arange(int(r.sum()), dtype=np.int64) + np.repeat(s - np.cumsum(r) + r, r)
-        z, rem = np.divmod(flat, h * w)
-        y, x = np.divmod(rem, w)
-        cents[i] = [z.mean(), y.mean(), x.mean()]
-        boxes[i] = [z.min(), y.min(), x.min(), z.max() + 1, y.max() + 1, x.max() + 1]
-    return {
-        "ids": np.arange(1, n + 1, dtype=np.uint64),
-        "counts": np.asarray(objs["counts"], np.int64),
-        "boxes": boxes,
-        "centroids": cents,
-    }
+    """Object table from the sparse objects (no dense volume), computed by the core:
+    ids 1..N in object order, voxel counts, tight boxes and centroids."""
+    stats = seg.statistics(class_id)
+    return {k: stats[k] for k in ("ids", "counts", "boxes", "centroids")}
 
 
 def segment_3d(

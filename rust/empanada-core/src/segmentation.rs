@@ -128,6 +128,49 @@ impl Segmentation {
             })
     }
 
+    /// Tight boxes `(z0, y0, x0, z1, y1, x1)` (ends exclusive) and centroids `(z, y, x)` of
+    /// one class's objects, in object order, from their runs (no dense volume). Stored
+    /// boxes can be looser: a consensus object keeps the union of its views' boxes.
+    pub fn object_statistics(&self, class_id: u32) -> Result<(Vec<i64>, Vec<f64>)> {
+        use rayon::prelude::*;
+        let o = &self.class(class_id)?.objects;
+        let [_, h, w] = self.shape.map(|v| v as i64);
+        let per: Vec<([i64; 6], [f64; 3])> = (0..o.len())
+            .into_par_iter()
+            .map(|i| {
+                let (a, b) = (o.offsets[i] as usize, o.offsets[i + 1] as usize);
+                let mut bx = [i64::MAX, i64::MAX, i64::MAX, i64::MIN, i64::MIN, i64::MIN];
+                let (mut sz, mut sy, mut sx, mut n) = (0f64, 0f64, 0f64, 0f64);
+                for k in a..b {
+                    let (mut p, end) = (o.starts[k], o.starts[k] + o.runs[k]);
+                    // A run may wrap from one row (or slice) to the next: split it per row.
+                    while p < end {
+                        let (z, rem) = (p / (h * w), p % (h * w));
+                        let (y, x0) = (rem / w, rem % w);
+                        let x1 = (x0 + end - p).min(w);
+                        let len = (x1 - x0) as f64;
+                        bx[0] = bx[0].min(z);
+                        bx[1] = bx[1].min(y);
+                        bx[2] = bx[2].min(x0);
+                        bx[3] = bx[3].max(z + 1);
+                        bx[4] = bx[4].max(y + 1);
+                        bx[5] = bx[5].max(x1);
+                        sz += z as f64 * len;
+                        sy += y as f64 * len;
+                        sx += (x0 + x1 - 1) as f64 * len / 2.0;
+                        n += len;
+                        p += x1 - x0;
+                    }
+                }
+                let n = n.max(1.0);
+                (bx, [sz / n, sy / n, sx / n])
+            })
+            .collect();
+        let boxes = per.iter().flat_map(|p| p.0).collect();
+        let cents = per.iter().flat_map(|p| p.1).collect();
+        Ok((boxes, cents))
+    }
+
     /// One class as an int32 volume with ids `1..N` in object order.
     pub fn to_volume(&self, class_id: u32) -> Result<Array3<i32>> {
         let c = self.class(class_id)?;

@@ -181,6 +181,26 @@ impl Segmentation {
         Ok(d)
     }
 
+    /// One class's object table without a dense volume: ids 1..N in object order, voxel
+    /// counts, tight boxes (N, 6: z0, y0, x0, z1, y1, x1) and centroids (N, 3).
+    fn statistics<'py>(&self, py: Python<'py>, class_id: u32) -> PyResult<Bound<'py, PyDict>> {
+        let (boxes, cents) = kernel::run(py, || self.inner.object_statistics(class_id))?;
+        let o = &self
+            .inner
+            .class(class_id)
+            .map_err(crate::errors::to_py)?
+            .objects;
+        let n = o.len();
+        let d = PyDict::new(py);
+        d.set_item("ids", (1..=n as u64).collect::<Vec<u64>>().into_pyarray(py))?;
+        d.set_item("counts", o.counts.clone().into_pyarray(py))?;
+        let boxes = Array2::from_shape_vec((n, 6), boxes).expect("6 per object");
+        d.set_item("boxes", boxes.into_pyarray(py))?;
+        let cents = Array2::from_shape_vec((n, 3), cents).expect("3 per object");
+        d.set_item("centroids", cents.into_pyarray(py))?;
+        Ok(d)
+    }
+
     /// One class as an int32 (z, y, x) volume, ids 1..N in object order.
     fn to_volume<'py>(
         &self,
