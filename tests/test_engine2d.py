@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from empanada_rs.errors import (
     DTypeError,
@@ -21,9 +20,7 @@ from .engine2d_models import blob_handle, disc_image
 CENTRES = [(24, 24), (24, 70), (70, 30), (72, 88)]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture

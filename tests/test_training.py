@@ -22,13 +22,7 @@ from empanada_rs.training import (
 )
 from empanada_rs.training.targets import _gaussian_kernel
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 # ---------------------------------------------------------------- targets
