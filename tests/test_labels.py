@@ -78,6 +78,52 @@ def test_relabel_out_and_in_place_match(labels, data):
     assert_same(inplace, expect)
 
 
+@settings(max_examples=80, deadline=None)
+@given(
+    dtype=st.sampled_from([np.uint32, np.int32]),
+    data=st.data(),
+)
+def test_relabel_4_byte_into_buffer_vector_path(dtype, data):
+    # Rows long enough for the 8-label vector steps, ids past the dense table (kept or
+    # defaulted), and an output starting at every 4-byte offset of a 32-byte line.
+    hi = int(np.iinfo(dtype).max)
+    width = data.draw(st.integers(1, 120))
+    rows = data.draw(st.integers(1, 3))
+    pool = [0, 1, 2, 5, 63, 64, 1000, hi - 1, hi]
+    labels = np.array(
+        data.draw(st.lists(st.sampled_from(pool), min_size=rows * width, max_size=rows * width)),
+        dtype=dtype,
+    ).reshape(rows, width)
+    keys = data.draw(st.lists(st.integers(0, 64), unique=True, min_size=1, max_size=6))
+    values = data.draw(st.lists(st.integers(0, 500), min_size=len(keys), max_size=len(keys)))
+    default = data.draw(st.none() | st.integers(0, 50))
+    shift = data.draw(st.integers(0, 7))
+    backing = np.full(labels.size + 8, 9, dtype=dtype)
+    out = backing[shift : shift + labels.size].reshape(labels.shape)
+    er.relabel(labels, keys, values, default=default, out=out)
+    assert_same(out, ref.relabel(labels, keys, values, default))
+    assert (backing[:shift] == 9).all() and (backing[shift + labels.size :] == 9).all()
+
+
+def test_relabel_large_4_byte_volume_matches_numpy():
+    # More labels than one parallel chunk, ids past the table kept as they are.
+    rng = np.random.default_rng(5)
+    for dtype in (np.uint32, np.int32):
+        labels = rng.integers(0, 3000, (7, 111, 173)).astype(dtype)
+        labels[3, 50, :9] = 2_000_000_000
+        keys = np.arange(0, 2000, 3)
+        values = rng.integers(0, 10_000, keys.size)
+        lut = np.arange(3000)
+        lut[keys] = values
+        want = labels.copy()
+        small = labels < 3000
+        want[small] = lut[labels[small]].astype(dtype)
+        out = np.empty_like(labels)
+        er.relabel(labels, keys, values, out=out)
+        assert_same(out, want)
+        assert_same(er.relabel(labels, keys, values), want)
+
+
 def test_relabel_out_rejects_bad_buffers_untouched():
     a = np.array([[0, 1, 2], [3, 1, 2]], dtype=np.uint16)
     bad = [
