@@ -12,6 +12,7 @@ mod kernel;
 mod labels;
 mod median;
 mod metrics;
+mod model_outputs;
 mod panoptic;
 mod rle;
 mod segmentation;

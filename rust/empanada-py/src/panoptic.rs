@@ -1,6 +1,6 @@
 //! Bindings of `empanada_core::panoptic`.
 
-use empanada_core::panoptic::{self as core, Panoptic2dParams};
+use empanada_core::panoptic as core;
 use numpy::ndarray::Ix2;
 use numpy::{
     IntoPyArray, PyArray2, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods,
@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 
 use crate::errors::ShapeError;
 use crate::kernel::{self, not_contiguous, wrong_dtype};
+use crate::model_outputs::{panoptic_params, ModelOutputs};
 
 /// Borrows a float32 array of the given rank, C-contiguous, without copying.
 fn f32_array<'py>(
@@ -55,47 +56,20 @@ fn panoptic_2d<'py>(
     upsampling: i64,
     crop: Option<(usize, usize)>,
 ) -> PyResult<Bound<'py, PyArray2<i32>>> {
-    let sem = f32_array(sem, "sem", &[2, 3])?;
-    let ctr = f32_array(ctr_hmp, "ctr_hmp", &[2, 3])?;
-    let off = f32_array(offsets, "offsets", &[3])?;
-    let sem_v = sem.as_array();
-    let sem_v = if sem_v.ndim() == 2 {
-        sem_v.insert_axis(numpy::ndarray::Axis(0))
-    } else {
-        sem_v
-    };
-    let sem_v = sem_v
-        .into_dimensionality::<numpy::ndarray::Ix3>()
-        .expect("rank checked");
-    let ctr_v = ctr.as_array();
-    let ctr_v = if ctr_v.ndim() == 3 {
-        if ctr_v.shape()[0] != 1 {
-            return Err(ShapeError::new_err(format!(
-                "ctr_hmp: expected (h, w) or (1, h, w), got shape {:?}",
-                ctr_v.shape()
-            )));
-        }
-        ctr_v.index_axis_move(numpy::ndarray::Axis(0), 0)
-    } else {
-        ctr_v
-    };
-    let ctr_v = ctr_v.into_dimensionality::<Ix2>().expect("rank checked");
-    let off_v = off
-        .as_array()
-        .into_dimensionality::<numpy::ndarray::Ix3>()
-        .expect("rank checked");
-    let params = Panoptic2dParams {
+    let outputs = ModelOutputs::borrow(sem, ctr_hmp, offsets, true)?;
+    let (sem_v, ctr_v, off_v) = outputs.views()?;
+    let params = panoptic_params(
         thing_list,
         label_divisor,
         confidence_thr,
         nms_threshold,
-        nms_kernel: usize::try_from(nms_kernel).unwrap_or(0),
-        stuff_area: stuff_area as usize,
+        nms_kernel,
+        stuff_area,
         void_label,
         force_connected,
-        upsampling: usize::try_from(upsampling).unwrap_or(0),
+        upsampling,
         crop,
-    };
+    )?;
     let out = kernel::run(py, || core::panoptic_2d(sem_v, ctr_v, off_v, &params))?;
     Ok(out.into_pyarray(py))
 }

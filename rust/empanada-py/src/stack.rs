@@ -3,36 +3,15 @@
 
 use empanada_core::matching::{self, Plane};
 use empanada_core::median::MedianMode;
-use empanada_core::panoptic::Panoptic2dParams;
 use empanada_core::stack::{self as core, StackParams};
-use numpy::ndarray::{Axis, Ix2, Ix3};
-use numpy::{
-    IntoPyArray, PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods,
-};
+use numpy::ndarray::Ix3;
+use numpy::{IntoPyArray, PyArray1, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
-use crate::errors::{to_py, InvalidArgumentError, ShapeError};
+use crate::errors::to_py;
 use crate::kernel::{self, not_contiguous, wrong_dtype};
+use crate::model_outputs::{panoptic_params, rank_error, ModelOutputs};
 use crate::segmentation::Segmentation;
-
-fn f32_array<'py>(obj: &Bound<'py, PyAny>, param: &str) -> PyResult<PyReadonlyArrayDyn<'py, f32>> {
-    obj.cast::<PyArrayDyn<f32>>()
-        .map(|a| a.readonly())
-        .map_err(|_| wrong_dtype(param, obj, "float32"))
-}
-
-fn rank_error(param: &str, expected: &str, shape: &[usize]) -> PyErr {
-    ShapeError::new_err(format!("{param}: expected {expected}, got shape {shape:?}"))
-}
-
-fn positive(param: &str, v: i64) -> PyResult<usize> {
-    if v < 1 {
-        return Err(InvalidArgumentError::new_err(format!(
-            "{param}: must be >= 1, got {v}"
-        )));
-    }
-    Ok(v as usize)
-}
 
 /// Streaming stack post-processing (spec §5.3–5.7); see `empanada_core::stack`.
 #[pyclass(module = "empanada_rs._core", name = "StackPipeline")]
@@ -71,18 +50,18 @@ impl StackPipeline {
             shape: [shape.0, shape.1, shape.2],
             plane: Plane::parse(plane).map_err(to_py)?,
             labels,
-            panoptic: Panoptic2dParams {
+            panoptic: panoptic_params(
                 thing_list,
                 label_divisor,
                 confidence_thr,
                 nms_threshold,
-                nms_kernel: positive("nms_kernel", nms_kernel)?,
-                stuff_area: stuff_area as usize,
+                nms_kernel,
+                stuff_area,
                 void_label,
-                force_connected: true,
-                upsampling: positive("upsampling", upsampling)?,
-                crop: None,
-            },
+                true,
+                upsampling,
+                None,
+            )?,
             median_kernel_size,
             median_mode: MedianMode::parse(median_mode).map_err(to_py)?,
             merge_iou_thr,
@@ -108,30 +87,8 @@ impl StackPipeline {
         ctr_hmp: &Bound<'_, PyAny>,
         offsets: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        let sem = f32_array(sem, "sem")?;
-        let ctr = f32_array(ctr_hmp, "ctr_hmp")?;
-        let off = f32_array(offsets, "offsets")?;
-        let sem_v = sem.as_array();
-        let sem_v = match sem_v.ndim() {
-            2 => sem_v.insert_axis(Axis(0)),
-            3 => sem_v,
-            _ => return Err(rank_error("sem", "(C, H, W) or (H, W)", sem_v.shape())),
-        }
-        .into_dimensionality::<Ix3>()
-        .expect("rank checked");
-        let ctr_v = ctr.as_array();
-        let ctr_v = match ctr_v.ndim() {
-            3 if ctr_v.shape()[0] == 1 => ctr_v.index_axis_move(Axis(0), 0),
-            2 => ctr_v,
-            _ => return Err(rank_error("ctr_hmp", "(h, w) or (1, h, w)", ctr_v.shape())),
-        }
-        .into_dimensionality::<Ix2>()
-        .expect("rank checked");
-        let off_v = off.as_array();
-        if off_v.ndim() != 3 {
-            return Err(rank_error("offsets", "(2, h, w)", off_v.shape()));
-        }
-        let off_v = off_v.into_dimensionality::<Ix3>().expect("rank checked");
+        let outputs = ModelOutputs::borrow(sem, ctr_hmp, offsets, false)?;
+        let (sem_v, ctr_v, off_v) = outputs.views()?;
         let inner = &mut self.inner;
         // `push` copies into one of the pipeline's recycled slice buffers.
         kernel::run(py, move || inner.push(sem_v, ctr_v, off_v))
