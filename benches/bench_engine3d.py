@@ -137,10 +137,12 @@ def reference_flow(
                 pans.append(pan.squeeze().cpu().numpy())
         for pan in engine.end(1) or []:
             pans.append(pan.squeeze().cpu().numpy())
+    t_track = time.perf_counter()
     labels = reference_track(
         pans, vol.shape, "xy", min_size=PARAMS["min_size"], min_extent=PARAMS["min_extent"],
         label_divisor=PARAMS["label_divisor"],
     )[1]  # fmt: skip
+    t["track_s"] = time.perf_counter() - t_track
     loop = time.perf_counter() - t_all
     t["postprocess_s"] = loop - t["model_s"] - t["io_s"]
     t["total_s"] = loop
@@ -219,7 +221,13 @@ def main() -> None:
     for name, ts in rows.items():
         runs = ", ".join(f"{t['total_s']:.2f}" for t in ts)
         print(f"{name} total s per run: {runs}")
-    r = {k: med["reference"][k] / max(med["ours"][k], 1e-9) for k in med["ours"]}
+    ref = med["reference"]
+    print(
+        f"reference post-proc split: {ref['postprocess_s'] - ref['track_s']:.2f} s in the slice"
+        f" loop (median queue, 2D post-processing), {ref['track_s']:.2f} s after it (matching,"
+        " tracking, filters, filling the volume)"
+    )
+    r = {k: ref[k] / max(med["ours"][k], 1e-9) for k in med["ours"]}
     print(
         f"\nratio reference/ours: total {r['total_s']:.2f}x, model {r['model_s']:.2f}x, "
         f"post-proc {r['postprocess_s']:.1f}x"
