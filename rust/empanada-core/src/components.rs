@@ -140,14 +140,31 @@ impl<T: Pixel> Linker<'_, T> {
         rows: std::ops::Range<usize>,
         within: std::ops::Range<usize>,
     ) {
+        // The slot count as a constant, so that the loop over slots unrolls: its exit,
+        // taken after 1 or 4 slots depending on the shortcut, was a frequent mispredict.
+        match self.nbrs.len() {
+            1 => self.rows_n::<1>(parent, base, rows, within),
+            2 => self.rows_n::<2>(parent, base, rows, within),
+            4 => self.rows_n::<4>(parent, base, rows, within),
+            _ => unreachable!("1, 2 or 4 neighbour rows"),
+        }
+    }
+
+    fn rows_n<const N: usize>(
+        &self,
+        parent: &mut [u32],
+        base: usize,
+        rows: std::ops::Range<usize>,
+        within: std::ops::Range<usize>,
+    ) {
         // Runs not linked before (not the border rows of a block) are their own roots.
         let fresh = within.end > rows.start;
         let runs = self.runs;
         let height = self.height as isize;
         // Per neighbour slot (index into `nbrs`): first run, end run, x widening; and the
         // first run that may still reach the current run.
-        let mut nrows = [(0usize, 0usize, 0u32); 4];
-        let mut cursor = [0usize; 4];
+        let mut nrows = [(0usize, 0usize, 0u32); N];
+        let mut cursor = [0usize; N];
         for row in rows {
             let (a0, a1) = (runs.row_off[row], runs.row_off[row + 1]);
             if a0 == a1 {
@@ -173,17 +190,15 @@ impl<T: Pixel> Linker<'_, T> {
             if !any {
                 continue;
             }
-            let slots = self.nbrs.len();
             for i in a0..a1 {
                 let (x0, x1) = runs.span[i];
                 let v = runs.value[i];
-                let mut todo = 0..slots;
                 let mut root = if fresh {
                     i as u32
                 } else {
                     find(parent, base, i as u32)
                 };
-                if self.cover {
+                if N == 4 && self.cover {
                     // Slots of 26-connectivity: 0 = (z, y-1), 2 = (z-1, y), 3 = (z-1, y+1).
                     if let Some(k) = self.covering(&nrows[2], &mut cursor[2], x0, x1, v) {
                         join(parent, base, &mut root, k);
@@ -191,25 +206,42 @@ impl<T: Pixel> Linker<'_, T> {
                     }
                     if let Some(k) = self.covering(&nrows[0], &mut cursor[0], x0, x1, v) {
                         join(parent, base, &mut root, k);
-                        todo = 3..4;
+                        self.scan(parent, base, &mut root, nrows[3], &mut cursor[3], i);
+                        continue;
                     }
                 }
-                for nb in todo {
-                    let (_, b1, e) = nrows[nb];
-                    // First neighbour run that may reach x0 (ends, widened by e, after x0).
-                    let mut j = cursor[nb];
-                    while j < b1 && runs.span[j].1 + e <= x0 {
-                        j += 1;
-                    }
-                    cursor[nb] = j;
-                    while j < b1 && runs.span[j].0 < x1 + e {
-                        if self.binary || runs.value[j] == v {
-                            join(parent, base, &mut root, j);
-                        }
-                        j += 1;
-                    }
+                for nb in 0..N {
+                    self.scan(parent, base, &mut root, nrows[nb], &mut cursor[nb], i);
                 }
             }
+        }
+    }
+
+    /// Links run `i` (whose root is `root`) to the runs of one neighbour row that touch it.
+    #[inline(always)]
+    fn scan(
+        &self,
+        parent: &mut [u32],
+        base: usize,
+        root: &mut u32,
+        (_, b1, e): (usize, usize, u32),
+        cursor: &mut usize,
+        i: usize,
+    ) {
+        let runs = self.runs;
+        let (x0, x1) = runs.span[i];
+        let v = runs.value[i];
+        // First neighbour run that may reach x0 (ends, widened by e, after x0).
+        let mut j = *cursor;
+        while j < b1 && runs.span[j].1 + e <= x0 {
+            j += 1;
+        }
+        *cursor = j;
+        while j < b1 && runs.span[j].0 < x1 + e {
+            if self.binary || runs.value[j] == v {
+                join(parent, base, root, j);
+            }
+            j += 1;
         }
     }
 
@@ -242,11 +274,19 @@ impl<T: Pixel> Linker<'_, T> {
     }
 }
 
-/// Sets `buf[x0..x1]` to `v` in 8-wide stores that may run up to 7 elements past `x1`
+/// Sets `buf[x0..x1]` to `v` in 8-wide stores that may run up to 31 elements past `x1`
 /// (never past the end of `buf`): runs are short, so neither a `memset` call nor a scalar
 /// tail per run pays, and the caller overwrites what lies past `x1` afterwards.
 #[inline(always)]
 fn set(buf: &mut [u32], mut x: usize, x1: usize, v: u32) {
+    // The first 32 unconditionally: most runs of dense labels are shorter, and the exit of
+    // an 8-wide loop after a varying count of steps was mispredicted about once per run.
+    if x < x1 {
+        if let Some(c) = buf.get_mut(x..x + 32) {
+            c.copy_from_slice(&[v; 32]);
+            x += 32;
+        }
+    }
     while x < x1 {
         match buf.get_mut(x..x + 8) {
             Some(c) => c.copy_from_slice(&[v; 8]),
