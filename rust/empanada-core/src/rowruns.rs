@@ -17,12 +17,7 @@ fn change_mask<T: Copy + PartialEq>(line: &[T], same: impl Fn(T, T) -> bool, bit
     bits.clear();
     bits.resize(n.div_ceil(W), 0);
     let (a, b) = (&line[..n], &line[1..]);
-    for (word, (ca, cb)) in bits
-        .iter_mut()
-        .zip(a.chunks_exact(W).zip(b.chunks_exact(W)))
-    {
-        let ca: &[T; W] = ca.try_into().expect("W elements");
-        let cb: &[T; W] = cb.try_into().expect("W elements");
+    let word = |ca: &[T; W], cb: &[T; W]| {
         let mut flag = [0u8; W];
         for k in 0..W {
             flag[k] = !same(ca[k], cb[k]) as u8;
@@ -32,10 +27,23 @@ fn change_mask<T: Copy + PartialEq>(line: &[T], same: impl Fn(T, T) -> bool, bit
             let x = u64::from_le_bytes(c.try_into().expect("8 bytes"));
             w |= (x.wrapping_mul(GATHER) >> 56) << (8 * q);
         }
-        *word = w;
+        w
+    };
+    let full = n / W;
+    for (bw, (ca, cb)) in bits
+        .iter_mut()
+        .zip(a.chunks_exact(W).zip(b.chunks_exact(W)))
+    {
+        *bw = word(ca.try_into().expect("W"), cb.try_into().expect("W"));
     }
-    for p in n / W * W..n {
-        bits[p / W] |= (!same(a[p], b[p]) as u64) << (p % W);
+    // The tail (most of a row when rows are not a multiple of 64 long) through the same
+    // vector code: padded with pairs of equal values, which never start a run.
+    let rest = n - full * W;
+    if rest > 0 {
+        let (mut ta, mut tb) = ([line[0]; W], [line[0]; W]);
+        ta[..rest].copy_from_slice(&a[full * W..]);
+        tb[..rest].copy_from_slice(&b[full * W..]);
+        bits[full] = word(&ta, &tb);
     }
 }
 
