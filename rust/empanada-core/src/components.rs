@@ -308,6 +308,10 @@ fn find(parent: &mut [u32], base: usize, mut i: u32) -> u32 {
             return i;
         }
         let gp = parent[p as usize - base];
+        // Most runs point at their root already: no store then.
+        if gp == p {
+            return p;
+        }
         parent[i as usize - base] = gp;
         i = p;
     }
