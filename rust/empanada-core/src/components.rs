@@ -274,9 +274,9 @@ impl<T: Pixel> Linker<'_, T> {
     }
 }
 
-/// Sets `buf[x0..x1]` to `v` in 8-wide stores that may run up to 31 elements past `x1`
-/// (never past the end of `buf`): runs are short, so neither a `memset` call nor a scalar
-/// tail per run pays, and the caller overwrites what lies past `x1` afterwards.
+/// Sets `buf[x0..x1]` to `v` in 32- and 16-wide stores that may run up to 31 elements past
+/// `x1` (never past the end of `buf`): runs are short, so neither a `memset` call nor a
+/// scalar tail per run pays, and the caller overwrites what lies past `x1` afterwards.
 #[inline(always)]
 fn set(buf: &mut [u32], mut x: usize, x1: usize, v: u32) {
     // The first 32 unconditionally: most runs of dense labels are shorter, and the exit of
@@ -288,14 +288,14 @@ fn set(buf: &mut [u32], mut x: usize, x1: usize, v: u32) {
         }
     }
     while x < x1 {
-        match buf.get_mut(x..x + 8) {
-            Some(c) => c.copy_from_slice(&[v; 8]),
+        match buf.get_mut(x..x + 16) {
+            Some(c) => c.copy_from_slice(&[v; 16]),
             None => {
                 buf[x..x1].fill(v);
                 return;
             }
         }
-        x += 8;
+        x += 16;
     }
 }
 
