@@ -188,12 +188,18 @@ impl<T: Pixel> Linker<'_, T> {
                 any |= b0 < b1;
             }
             if !any {
+                if fresh {
+                    for i in a0..a1 {
+                        parent[i - base] = i as u32;
+                    }
+                }
                 continue;
             }
             for i in a0..a1 {
                 let (x0, x1) = runs.span[i];
                 let v = runs.value[i];
                 let mut root = if fresh {
+                    parent[i - base] = i as u32;
                     i as u32
                 } else {
                     find(parent, base, i as u32)
@@ -404,7 +410,9 @@ pub fn connected_components_into<T: Pixel>(
             "more than 2**32 - 2 runs; the image is too large to label with uint32 ids",
         ));
     }
-    let mut parent: Vec<u32> = (0..n as u32).collect();
+    // Zeroed pages straight from the allocator: the linker's first pass sets every run's
+    // own entry before anything reads it, so an initialising pass would only cost.
+    let mut parent: Vec<u32> = vec![0; n];
     let nbrs = neighbours(ndim, conn);
     let link = Linker {
         runs: &runs,
