@@ -108,6 +108,10 @@ struct Linker<'a, T> {
     /// 26-connectivity: a run covered by one same-valued run of an earlier row inherits
     /// that run's links (see `rows`).
     cover: bool,
+    /// 18-connectivity: the same for a run covered by one of `(z-1, y)` (see `rows_n`).
+    cover18: bool,
+    /// Row length, for the covering tests at the ends of a row.
+    width: u32,
 }
 
 /// Points the larger of `root` and the root of `j` at the smaller.
@@ -213,6 +217,24 @@ impl<T: Pixel> Linker<'_, T> {
                     if let Some(k) = self.covering(&nrows[0], &mut cursor[0], x0, x1, v) {
                         join(parent, base, &mut root, k);
                         self.scan(parent, base, &mut root, nrows[3], &mut cursor[3], i);
+                        continue;
+                    }
+                }
+                if N == 4 && self.cover18 {
+                    // Slots of 18-connectivity: 0 = (z, y-1) along x and diagonally,
+                    // 1 = (z-1, y-1) straight, 2 = (z-1, y) along x and diagonally,
+                    // 3 = (z-1, y+1) straight. If the same-valued run `k` at (z-1, y)
+                    // spans `i`, a run of (z-1, y±1) touching `i` shares a column with `i`
+                    // and so with `k`, and touches `k` in their plane: only (z, y-1) is
+                    // left. Its runs touch `i` over `x0-1..x1+1`; they touch `k` only by
+                    // sharing a column, which is certain when `k` spans that wider range
+                    // too (clipped to the row), and then `k` alone is enough.
+                    if let Some(k) = self.covering(&nrows[2], &mut cursor[2], x0, x1, v) {
+                        join(parent, base, &mut root, k);
+                        let (k0, k1) = runs.span[k];
+                        if (k0 >= x0 && x0 > 0) || (k1 <= x1 && x1 < self.width) {
+                            self.scan(parent, base, &mut root, nrows[0], &mut cursor[0], i);
+                        }
                         continue;
                     }
                 }
@@ -420,6 +442,8 @@ pub fn connected_components_into<T: Pixel>(
         nbrs,
         binary,
         cover: ndim == 3 && conn == 26,
+        cover18: ndim == 3 && conn == 18,
+        width: width as u32,
     };
     {
         let mut slices = Vec::with_capacity(nblocks);
