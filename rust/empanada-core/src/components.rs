@@ -108,6 +108,10 @@ struct Linker<'a, T> {
     /// 26-connectivity: a run covered by one same-valued run of an earlier row inherits
     /// that run's links (see `rows`).
     cover: bool,
+    /// 18-connectivity: the same for a run covered by one of `(z-1, y)` (see `rows_n`).
+    cover18: bool,
+    /// Row length, for the covering tests at the ends of a row.
+    width: u32,
 }
 
 /// Points the larger of `root` and the root of `j` at the smaller.
@@ -140,14 +144,31 @@ impl<T: Pixel> Linker<'_, T> {
         rows: std::ops::Range<usize>,
         within: std::ops::Range<usize>,
     ) {
+        // The slot count as a constant, so that the loop over slots unrolls: its exit,
+        // taken after 1 or 4 slots depending on the shortcut, was a frequent mispredict.
+        match self.nbrs.len() {
+            1 => self.rows_n::<1>(parent, base, rows, within),
+            2 => self.rows_n::<2>(parent, base, rows, within),
+            4 => self.rows_n::<4>(parent, base, rows, within),
+            _ => unreachable!("1, 2 or 4 neighbour rows"),
+        }
+    }
+
+    fn rows_n<const N: usize>(
+        &self,
+        parent: &mut [u32],
+        base: usize,
+        rows: std::ops::Range<usize>,
+        within: std::ops::Range<usize>,
+    ) {
         // Runs not linked before (not the border rows of a block) are their own roots.
         let fresh = within.end > rows.start;
         let runs = self.runs;
         let height = self.height as isize;
         // Per neighbour slot (index into `nbrs`): first run, end run, x widening; and the
         // first run that may still reach the current run.
-        let mut nrows = [(0usize, 0usize, 0u32); 4];
-        let mut cursor = [0usize; 4];
+        let mut nrows = [(0usize, 0usize, 0u32); N];
+        let mut cursor = [0usize; N];
         for row in rows {
             let (a0, a1) = (runs.row_off[row], runs.row_off[row + 1]);
             if a0 == a1 {
@@ -171,19 +192,23 @@ impl<T: Pixel> Linker<'_, T> {
                 any |= b0 < b1;
             }
             if !any {
+                if fresh {
+                    for i in a0..a1 {
+                        parent[i - base] = i as u32;
+                    }
+                }
                 continue;
             }
-            let slots = self.nbrs.len();
             for i in a0..a1 {
                 let (x0, x1) = runs.span[i];
                 let v = runs.value[i];
-                let mut todo = 0..slots;
                 let mut root = if fresh {
+                    parent[i - base] = i as u32;
                     i as u32
                 } else {
                     find(parent, base, i as u32)
                 };
-                if self.cover {
+                if N == 4 && self.cover {
                     // Slots of 26-connectivity: 0 = (z, y-1), 2 = (z-1, y), 3 = (z-1, y+1).
                     if let Some(k) = self.covering(&nrows[2], &mut cursor[2], x0, x1, v) {
                         join(parent, base, &mut root, k);
@@ -191,25 +216,60 @@ impl<T: Pixel> Linker<'_, T> {
                     }
                     if let Some(k) = self.covering(&nrows[0], &mut cursor[0], x0, x1, v) {
                         join(parent, base, &mut root, k);
-                        todo = 3..4;
+                        self.scan(parent, base, &mut root, nrows[3], &mut cursor[3], i);
+                        continue;
                     }
                 }
-                for nb in todo {
-                    let (_, b1, e) = nrows[nb];
-                    // First neighbour run that may reach x0 (ends, widened by e, after x0).
-                    let mut j = cursor[nb];
-                    while j < b1 && runs.span[j].1 + e <= x0 {
-                        j += 1;
-                    }
-                    cursor[nb] = j;
-                    while j < b1 && runs.span[j].0 < x1 + e {
-                        if self.binary || runs.value[j] == v {
-                            join(parent, base, &mut root, j);
+                if N == 4 && self.cover18 {
+                    // Slots of 18-connectivity: 0 = (z, y-1) along x and diagonally,
+                    // 1 = (z-1, y-1) straight, 2 = (z-1, y) along x and diagonally,
+                    // 3 = (z-1, y+1) straight. If the same-valued run `k` at (z-1, y)
+                    // spans `i`, a run of (z-1, y±1) touching `i` shares a column with `i`
+                    // and so with `k`, and touches `k` in their plane: only (z, y-1) is
+                    // left. Its runs touch `i` over `x0-1..x1+1`; they touch `k` only by
+                    // sharing a column, which is certain when `k` spans that wider range
+                    // too (clipped to the row), and then `k` alone is enough.
+                    if let Some(k) = self.covering(&nrows[2], &mut cursor[2], x0, x1, v) {
+                        join(parent, base, &mut root, k);
+                        let (k0, k1) = runs.span[k];
+                        if (k0 >= x0 && x0 > 0) || (k1 <= x1 && x1 < self.width) {
+                            self.scan(parent, base, &mut root, nrows[0], &mut cursor[0], i);
                         }
-                        j += 1;
+                        continue;
                     }
+                }
+                for nb in 0..N {
+                    self.scan(parent, base, &mut root, nrows[nb], &mut cursor[nb], i);
                 }
             }
+        }
+    }
+
+    /// Links run `i` (whose root is `root`) to the runs of one neighbour row that touch it.
+    #[inline(always)]
+    fn scan(
+        &self,
+        parent: &mut [u32],
+        base: usize,
+        root: &mut u32,
+        (_, b1, e): (usize, usize, u32),
+        cursor: &mut usize,
+        i: usize,
+    ) {
+        let runs = self.runs;
+        let (x0, x1) = runs.span[i];
+        let v = runs.value[i];
+        // First neighbour run that may reach x0 (ends, widened by e, after x0).
+        let mut j = *cursor;
+        while j < b1 && runs.span[j].1 + e <= x0 {
+            j += 1;
+        }
+        *cursor = j;
+        while j < b1 && runs.span[j].0 < x1 + e {
+            if self.binary || runs.value[j] == v {
+                join(parent, base, root, j);
+            }
+            j += 1;
         }
     }
 
@@ -242,20 +302,28 @@ impl<T: Pixel> Linker<'_, T> {
     }
 }
 
-/// Sets `buf[x0..x1]` to `v` in 8-wide stores that may run up to 7 elements past `x1`
-/// (never past the end of `buf`): runs are short, so neither a `memset` call nor a scalar
-/// tail per run pays, and the caller overwrites what lies past `x1` afterwards.
+/// Sets `buf[x0..x1]` to `v` in 32- and 16-wide stores that may run up to 31 elements past
+/// `x1` (never past the end of `buf`): runs are short, so neither a `memset` call nor a
+/// scalar tail per run pays, and the caller overwrites what lies past `x1` afterwards.
 #[inline(always)]
 fn set(buf: &mut [u32], mut x: usize, x1: usize, v: u32) {
+    // The first 32 unconditionally: most runs of dense labels are shorter, and the exit of
+    // an 8-wide loop after a varying count of steps was mispredicted about once per run.
+    if x < x1 {
+        if let Some(c) = buf.get_mut(x..x + 32) {
+            c.copy_from_slice(&[v; 32]);
+            x += 32;
+        }
+    }
     while x < x1 {
-        match buf.get_mut(x..x + 8) {
-            Some(c) => c.copy_from_slice(&[v; 8]),
+        match buf.get_mut(x..x + 16) {
+            Some(c) => c.copy_from_slice(&[v; 16]),
             None => {
                 buf[x..x1].fill(v);
                 return;
             }
         }
-        x += 8;
+        x += 16;
     }
 }
 
@@ -268,6 +336,10 @@ fn find(parent: &mut [u32], base: usize, mut i: u32) -> u32 {
             return i;
         }
         let gp = parent[p as usize - base];
+        // Most runs point at their root already: no store then.
+        if gp == p {
+            return p;
+        }
         parent[i as usize - base] = gp;
         i = p;
     }
@@ -360,7 +432,9 @@ pub fn connected_components_into<T: Pixel>(
             "more than 2**32 - 2 runs; the image is too large to label with uint32 ids",
         ));
     }
-    let mut parent: Vec<u32> = (0..n as u32).collect();
+    // Zeroed pages straight from the allocator: the linker's first pass sets every run's
+    // own entry before anything reads it, so an initialising pass would only cost.
+    let mut parent: Vec<u32> = vec![0; n];
     let nbrs = neighbours(ndim, conn);
     let link = Linker {
         runs: &runs,
@@ -368,6 +442,8 @@ pub fn connected_components_into<T: Pixel>(
         nbrs,
         binary,
         cover: ndim == 3 && conn == 26,
+        cover18: ndim == 3 && conn == 18,
+        width: width as u32,
     };
     {
         let mut slices = Vec::with_capacity(nblocks);
