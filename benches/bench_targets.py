@@ -2,7 +2,8 @@
 
     RAYON_NUM_THREADS=1 .venv/bin/python benches/bench_targets.py [--repeats 9]
 
-Reports wall and process-CPU medians (MVx/s or GVx/s) of 3D connected components (26/6),
+Reports wall and process-CPU medians (MVx/s or GVx/s) of 3D connected components (26/6;
+into a fresh array and into a reused buffer, `out=`),
 `relabel` into a reused buffer and in place (`out=`), and `label_statistics`, for uint16
 and uint32 copies of the neuroproof neurons and the VNC mitochondria. Run it with
 RAYON_NUM_THREADS=1 so the figures are per core."""
@@ -53,9 +54,18 @@ def main() -> None:
             keys, values = ids, np.random.default_rng(0).permutation(ids).astype(dt)
             buf = np.empty_like(v)
             work = v.copy()
+            cc_buf = np.empty(v.shape, np.uint32)
             cases = {
                 "components c26": (lambda v=v: er.connected_components(v, connectivity=26), 1e6),
+                "components c26 out=buffer": (
+                    lambda v=v, b=cc_buf: er.connected_components(v, connectivity=26, out=b),
+                    1e6,
+                ),
                 "components c6": (lambda v=v: er.connected_components(v, connectivity=6), 1e6),
+                "components c6 out=buffer": (
+                    lambda v=v, b=cc_buf: er.connected_components(v, connectivity=6, out=b),
+                    1e6,
+                ),
                 "relabel out=buffer": (
                     lambda v=v, k=keys, x=values, b=buf: er.relabel(v, k, x, out=b),
                     1e9,

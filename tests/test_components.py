@@ -168,6 +168,47 @@ def test_bad_input() -> None:
         er.connected_components(np.zeros((2, 2), np.uint8), connectivity=-4)
 
 
+@settings(max_examples=60, deadline=None)
+@given(volume(), st.booleans())
+def test_out_buffer_matches_fresh_output(case: tuple[np.ndarray, int], binary: bool) -> None:
+    labels, conn = case
+    want, m = er.connected_components(labels, connectivity=conn, binary=binary)
+    out = np.full(labels.shape, 77, np.uint32)  # stale contents are overwritten
+    got, n = er.connected_components(labels, connectivity=conn, binary=binary, out=out)
+    assert got is out and n == m
+    np.testing.assert_array_equal(out, want)
+
+
+def test_out_buffer_rejected_untouched() -> None:
+    labels = np.array([[1, 0, 2], [1, 1, 0]], np.uint32)
+    bad = [
+        (er.DTypeError, np.zeros((2, 3), np.int32)),
+        (er.DTypeError, [[0, 0, 0], [0, 0, 0]]),
+        (er.ShapeError, np.zeros((3, 2), np.uint32)),
+        (er.ContiguityError, np.zeros((2, 6), np.uint32)[:, ::2]),
+    ]
+    for err, out in bad:
+        with pytest.raises(err, match="out"):
+            er.connected_components(labels, out=out)
+    ro = np.full((2, 3), 5, np.uint32)
+    ro.flags.writeable = False
+    with pytest.raises(er.InvalidArgumentError, match="writeable"):
+        er.connected_components(labels, out=ro)
+    with pytest.raises(er.InvalidArgumentError, match="shares memory"):
+        er.connected_components(labels, out=labels)
+    buf = np.arange(12, dtype=np.uint32)
+    with pytest.raises(er.InvalidArgumentError, match="shares memory"):
+        er.connected_components(buf[:6].reshape(2, 3), out=buf[4:10].reshape(2, 3))
+    assert (buf == np.arange(12)).all()
+    # labels rejected by the kernel leave the buffer as it was
+    out = np.full((1, 2), 9, np.uint32)
+    with pytest.raises(er.InvalidArgumentError, match="labels"):
+        er.connected_components(np.array([[0, -1]], np.int8), out=out)
+    with pytest.raises(er.InvalidArgumentError, match="connectivity"):
+        er.connected_components(np.zeros((1, 2), np.uint8), connectivity=6, out=out)
+    assert (out == 9).all()
+
+
 @pytest.mark.parametrize("conn", [6, 18, 26, 4, 8])
 @pytest.mark.parametrize("binary", [False, True])
 def test_large_random_matches_cc3d(conn: int, binary: bool) -> None:

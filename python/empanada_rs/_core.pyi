@@ -96,6 +96,7 @@ def connected_components(
     *,
     connectivity: int | None = None,
     binary: bool = False,
+    out: npt.NDArray[np.uint32] | None = None,
 ) -> tuple[npt.NDArray[np.uint32], int]: ...
 
 # --- labels ---
