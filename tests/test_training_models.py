@@ -117,3 +117,23 @@ def test_bundled_model_config_and_file():
     assert out["sem_logits"].shape == (1, 1, 64, 96) and out["offsets"].shape == (1, 2, 64, 96)
     if conf["model_quantized"]:
         assert (cfg_path.parent / conf["model_quantized"]).is_file()
+
+
+def test_bundled_model_segments_fresh_phantoms():
+    # A quality floor, not a timing: the shipped weights still segment phantoms they never
+    # saw (evaluation seeds, as `evaluate_phantom`), float and int8, with the defaults.
+    from empanada_rs.phantoms import phantom_2d
+
+    cfg_path = PKG / "configs" / "PhantomMito_v1.yaml"
+    if not cfg_path.is_file():
+        pytest.skip("the bundled PhantomMito_v1 is not installed in this checkout")
+    conf = yaml.safe_load(cfg_path.read_text())
+    norms = (conf["norms"]["mean"], conf["norms"]["std"])
+    samples = [
+        (p.image, p.instances)
+        for p in (phantom_2d((512, 512), seed=s) for s in range(1_000_000, 1_000_004))
+    ]
+    for key, floor in (("model", 0.9), ("model_quantized", 0.85)):
+        m = torch.jit.load(str(cfg_path.parent / conf[key]), map_location="cpu")
+        res = instance_f1(m, samples, norms=norms, padding_factor=conf["padding_factor"])
+        assert res["f1"] >= floor, (key, res)
