@@ -124,6 +124,32 @@ def test_relabel_large_4_byte_volume_matches_numpy():
         assert_same(er.relabel(labels, keys, values), want)
 
 
+@settings(max_examples=60, deadline=None)
+@given(labels=label_images(), start=st.integers(1, 5), in_place=st.booleans())
+def test_renumber_out_matches_fresh(labels, start, in_place):
+    want, keys, values = er.renumber(labels, start=start)
+    out = labels.copy() if in_place else np.full_like(labels, 3)
+    got, k2, v2 = er.renumber(out if in_place else labels, start=start, out=out)
+    assert got is out
+    assert_same(out, want)
+    assert_same(k2, keys)
+    assert_same(v2, values)
+
+
+def test_renumber_out_rejected_untouched():
+    a = np.array([[0, 7, 9], [9, 0, 250]], dtype=np.uint8)
+    out = np.full_like(a, 5)
+    with pytest.raises(er.DTypeError, match="out"):
+        er.renumber(a, out=np.zeros((2, 3), np.uint16))
+    with pytest.raises(er.ShapeError, match="out"):
+        er.renumber(a, out=np.zeros((3, 2), np.uint8))
+    with pytest.raises(er.LabelOverflowError, match="labels"):
+        er.renumber(a, start=254, out=out)
+    with pytest.raises(er.InvalidArgumentError, match="start"):
+        er.renumber(a, start=0, out=out)
+    assert (out == 5).all()
+
+
 def test_relabel_out_rejects_bad_buffers_untouched():
     a = np.array([[0, 1, 2], [3, 1, 2]], dtype=np.uint16)
     bad = [

@@ -110,7 +110,10 @@ def relabel(
     out: npt.NDArray[np.integer] | None = None,
 ) -> npt.NDArray[np.integer]: ...
 def renumber(
-    labels: npt.NDArray[np.integer], *, start: int = 1
+    labels: npt.NDArray[np.integer],
+    *,
+    start: int = 1,
+    out: npt.NDArray[np.integer] | None = None,
 ) -> tuple[npt.NDArray[np.integer], npt.NDArray[np.integer], npt.NDArray[np.integer]]: ...
 def remove_small_objects(
     labels: npt.NDArray[np.integer], min_size: int

@@ -699,14 +699,40 @@ pub struct Renumbered<L> {
 /// Maps the non-zero ids, in ascending order, to `start, start + 1, …`; 0 stays 0
 /// (`skimage.segmentation.relabel_sequential(labels, offset=start)`).
 pub fn renumber<L: Label>(labels: ArrayViewD<'_, L>, start: i64) -> Result<Renumbered<L>> {
+    check_start(start)?;
+    let grid = Grid::new(labels)?;
+    let (keys, values) = mapping_of(&grid, start)?;
+    let out = apply_lut(grid.slice(), &keys, &values, None)?;
+    Ok(Renumbered {
+        labels: ArrayD::from_shape_vec(IxDyn(&grid.shape()), out).expect("shape of the input"),
+        keys: keys.into_iter().map(L::from_u64).collect(),
+        values: values.into_iter().map(L::from_u64).collect(),
+    })
+}
+
+/// The mapping [`renumber`] applies, `(keys, values)`: the non-zero ids in ascending order
+/// and `start, start + 1, …`; for callers that relabel into their own buffer
+/// ([`relabel_into`]). Fails when the new ids do not fit the labels' type.
+pub fn renumber_mapping<L: Label>(
+    labels: ArrayViewD<'_, L>,
+    start: i64,
+) -> Result<(Vec<u64>, Vec<u64>)> {
+    check_start(start)?;
+    mapping_of(&Grid::new(labels)?, start)
+}
+
+fn check_start(start: i64) -> Result<()> {
     if start < 1 {
         return Err(Error::invalid(
             "start",
             format!("must be >= 1 (0 is the background), got {start}"),
         ));
     }
-    let grid = Grid::new(labels)?;
-    let stats = stats_of(&grid)?;
+    Ok(())
+}
+
+fn mapping_of<L: Label>(grid: &Grid<'_, L>, start: i64) -> Result<(Vec<u64>, Vec<u64>)> {
+    let stats = stats_of(grid)?;
     let n = stats.ids.len() as u64;
     let start = start as u64;
     if n > 0 && start.saturating_add(n - 1) > L::MAX_U64 {
@@ -719,13 +745,7 @@ pub fn renumber<L: Label>(labels: ArrayViewD<'_, L>, start: i64) -> Result<Renum
             ),
         ));
     }
-    let values: Vec<u64> = (start..start + n).collect();
-    let out = apply_lut(grid.slice(), &stats.ids, &values, None)?;
-    Ok(Renumbered {
-        labels: ArrayD::from_shape_vec(IxDyn(&grid.shape()), out).expect("shape of the input"),
-        keys: stats.ids.iter().map(|&v| L::from_u64(v)).collect(),
-        values: values.into_iter().map(L::from_u64).collect(),
-    })
+    Ok((stats.ids, (start..start + n).collect()))
 }
 
 fn remove_where<L: Label>(

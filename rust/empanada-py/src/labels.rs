@@ -204,11 +204,22 @@ fn relabel_out<'py, T: Label + numpy::Element>(
     Ok(out.clone())
 }
 
-/// Maps the non-zero ids in ascending order to `start, start + 1, ...`.
+/// Maps the non-zero ids in ascending order to `start, start + 1, ...`. With `out`, writes
+/// into that array (as `relabel`'s `out`: labels' dtype and shape, or `labels` itself for in
+/// place) and returns it first.
 #[pyfunction]
-#[pyo3(signature = (labels, *, start = 1))]
-fn renumber<'py>(labels: &Bound<'py, PyAny>, start: i64) -> PyResult<Bound<'py, PyTuple>> {
+#[pyo3(signature = (labels, *, start = 1, out = None))]
+fn renumber<'py>(
+    labels: &Bound<'py, PyAny>,
+    start: i64,
+    out: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyTuple>> {
     let py = labels.py();
+    if let Some(out) = out {
+        return with_label_type!(labels, "labels", |T| {
+            renumber_out::<T>(labels, start, out)
+        });
+    }
     with_label_array!(labels, "labels", |a: T| {
         contiguous::<T>(&a, "labels")?;
         let view = a.as_array();
@@ -222,6 +233,37 @@ fn renumber<'py>(labels: &Bound<'py, PyAny>, start: i64) -> PyResult<Bound<'py, 
             ],
         )
     })
+}
+
+/// The `out=` form of `renumber`: the mapping from the labels, then `relabel`'s checked
+/// write into `out` (nothing is written when either step rejects the arguments).
+fn renumber_out<'py, T: Label + numpy::Element>(
+    labels: &Bound<'py, PyAny>,
+    start: i64,
+    out: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let py = labels.py();
+    let (keys, values) = {
+        let a = labels.cast::<PyArrayDyn<T>>()?.readonly();
+        contiguous::<T>(&a, "labels")?;
+        let view = a.as_array();
+        kernel::run(py, || core::renumber_mapping(view, start))?
+    };
+    let m = Mapping {
+        keys: &keys,
+        values: &values,
+        default: None,
+    };
+    let res = relabel_out::<T>(labels, out, &m)?;
+    let typed = |v: &[u64]| v.iter().map(|&x| T::from_u64(x)).collect::<Vec<T>>();
+    PyTuple::new(
+        py,
+        [
+            res,
+            typed(&keys).into_pyarray(py).into_any(),
+            typed(&values).into_pyarray(py).into_any(),
+        ],
+    )
 }
 
 /// Zeroes every object (id) with fewer than `min_size` voxels.
