@@ -57,52 +57,61 @@ pub fn wrong_dtype(param: &str, obj: &Bound<'_, PyAny>, expected: &str) -> PyErr
     dtype_err(param, &dtype_name(obj), expected)
 }
 
-/// Expands `$body` once per integer dtype a label array may have, with `$arr` bound to a
-/// `PyReadonlyArrayDyn<$t>`; other dtypes raise `DTypeError`.
+/// Expands `$body` with `$t` bound to the Rust type of a label array's dtype, without
+/// borrowing the array (the body may need to borrow it mutably); other dtypes raise
+/// `DTypeError`.
 #[macro_export]
-macro_rules! with_label_array {
-    ($obj:expr, $param:expr, |$arr:ident : $t:ident| $body:block) => {{
-        use numpy::PyArrayMethods as _;
+macro_rules! with_label_type {
+    ($obj:expr, $param:expr, |$t:ident| $body:block) => {{
         let obj = $obj;
-        if let Ok(a) = obj.cast::<numpy::PyArrayDyn<u8>>() {
+        if obj.cast::<numpy::PyArrayDyn<u8>>().is_ok() {
             type $t = u8;
-            let $arr = a.readonly();
             $body
-        } else if let Ok(a) = obj.cast::<numpy::PyArrayDyn<u16>>() {
+        } else if obj.cast::<numpy::PyArrayDyn<u16>>().is_ok() {
             type $t = u16;
-            let $arr = a.readonly();
             $body
-        } else if let Ok(a) = obj.cast::<numpy::PyArrayDyn<u32>>() {
+        } else if obj.cast::<numpy::PyArrayDyn<u32>>().is_ok() {
             type $t = u32;
-            let $arr = a.readonly();
             $body
-        } else if let Ok(a) = obj.cast::<numpy::PyArrayDyn<u64>>() {
+        } else if obj.cast::<numpy::PyArrayDyn<u64>>().is_ok() {
             type $t = u64;
-            let $arr = a.readonly();
             $body
-        } else if let Ok(a) = obj.cast::<numpy::PyArrayDyn<i8>>() {
+        } else if obj.cast::<numpy::PyArrayDyn<i8>>().is_ok() {
             type $t = i8;
-            let $arr = a.readonly();
             $body
-        } else if let Ok(a) = obj.cast::<numpy::PyArrayDyn<i16>>() {
+        } else if obj.cast::<numpy::PyArrayDyn<i16>>().is_ok() {
             type $t = i16;
-            let $arr = a.readonly();
             $body
-        } else if let Ok(a) = obj.cast::<numpy::PyArrayDyn<i32>>() {
+        } else if obj.cast::<numpy::PyArrayDyn<i32>>().is_ok() {
             type $t = i32;
-            let $arr = a.readonly();
             $body
-        } else if let Ok(a) = obj.cast::<numpy::PyArrayDyn<i64>>() {
+        } else if obj.cast::<numpy::PyArrayDyn<i64>>().is_ok() {
             type $t = i64;
-            let $arr = a.readonly();
             $body
         } else {
             Err($crate::kernel::wrong_dtype(
                 $param,
                 obj,
-                "an integer label dtype (uint8/16/32/64 or int8/16/32/64)",
+                $crate::kernel::LABEL_DTYPES,
             ))
         }
+    }};
+}
+
+/// [`with_label_type`] with `$arr` bound to the array borrowed read-only as a
+/// `PyReadonlyArrayDyn<$t>`.
+#[macro_export]
+macro_rules! with_label_array {
+    ($obj:expr, $param:expr, |$arr:ident : $t:ident| $body:block) => {{
+        let obj = $obj;
+        $crate::with_label_type!(obj, $param, |$t| {
+            use numpy::PyArrayMethods as _;
+            let $arr = obj
+                .cast::<numpy::PyArrayDyn<$t>>()
+                .expect("dtype dispatched")
+                .readonly();
+            $body
+        })
     }};
 }
 

@@ -88,7 +88,9 @@ fn relabel<'py>(
             values: &values,
             default,
         };
-        return with_label_type!(labels, "labels", |T| { relabel_out::<T>(labels, out, &m) });
+        return crate::with_label_type!(labels, "labels", |T| {
+            relabel_out::<T>(labels, out, &m)
+        });
     }
     with_label_array!(labels, "labels", |a: T| {
         contiguous::<T>(&a, "labels")?;
@@ -103,42 +105,6 @@ struct Mapping<'a> {
     values: &'a [u64],
     default: Option<u64>,
 }
-
-/// Expands `$body` with `$t` bound to the Rust type of a label array's dtype, without
-/// borrowing the array (the body may need to borrow it mutably).
-macro_rules! with_label_type {
-    ($obj:expr, $param:expr, |$t:ident| $body:block) => {{
-        let obj = $obj;
-        if obj.cast::<numpy::PyArrayDyn<u8>>().is_ok() {
-            type $t = u8;
-            $body
-        } else if obj.cast::<numpy::PyArrayDyn<u16>>().is_ok() {
-            type $t = u16;
-            $body
-        } else if obj.cast::<numpy::PyArrayDyn<u32>>().is_ok() {
-            type $t = u32;
-            $body
-        } else if obj.cast::<numpy::PyArrayDyn<u64>>().is_ok() {
-            type $t = u64;
-            $body
-        } else if obj.cast::<numpy::PyArrayDyn<i8>>().is_ok() {
-            type $t = i8;
-            $body
-        } else if obj.cast::<numpy::PyArrayDyn<i16>>().is_ok() {
-            type $t = i16;
-            $body
-        } else if obj.cast::<numpy::PyArrayDyn<i32>>().is_ok() {
-            type $t = i32;
-            $body
-        } else if obj.cast::<numpy::PyArrayDyn<i64>>().is_ok() {
-            type $t = i64;
-            $body
-        } else {
-            Err(kernel::wrong_dtype($param, obj, kernel::LABEL_DTYPES))
-        }
-    }};
-}
-use with_label_type;
 
 /// The `out=` form of `relabel`: checks `out` against `labels`, then maps into it (or in
 /// place when it is `labels`' own memory).
@@ -216,7 +182,7 @@ fn renumber<'py>(
 ) -> PyResult<Bound<'py, PyTuple>> {
     let py = labels.py();
     if let Some(out) = out {
-        return with_label_type!(labels, "labels", |T| {
+        return crate::with_label_type!(labels, "labels", |T| {
             renumber_out::<T>(labels, start, out)
         });
     }

@@ -18,7 +18,11 @@ pub(crate) struct ModelOutputs<'py> {
     off: PyReadonlyArrayDyn<'py, f32>,
 }
 
-fn f32_array<'py>(obj: &Bound<'py, PyAny>, param: &str) -> PyResult<PyReadonlyArrayDyn<'py, f32>> {
+/// Borrows a float32 array without copying; other dtypes raise `DTypeError`.
+pub(crate) fn f32_array<'py>(
+    obj: &Bound<'py, PyAny>,
+    param: &str,
+) -> PyResult<PyReadonlyArrayDyn<'py, f32>> {
     obj.cast::<PyArrayDyn<f32>>()
         .map(|a| a.readonly())
         .map_err(|_| wrong_dtype(param, obj, "float32"))

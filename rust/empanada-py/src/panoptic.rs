@@ -2,35 +2,12 @@
 
 use empanada_core::panoptic as core;
 use numpy::ndarray::Ix2;
-use numpy::{
-    IntoPyArray, PyArray2, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods,
-};
+use numpy::{IntoPyArray, PyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
 use crate::errors::ShapeError;
-use crate::kernel::{self, not_contiguous, wrong_dtype};
-use crate::model_outputs::{panoptic_params, ModelOutputs};
-
-/// Borrows a float32 array of the given rank, C-contiguous, without copying.
-fn f32_array<'py>(
-    obj: &Bound<'py, PyAny>,
-    param: &str,
-    ranks: &[usize],
-) -> PyResult<PyReadonlyArrayDyn<'py, f32>> {
-    let arr = obj
-        .cast::<PyArrayDyn<f32>>()
-        .map_err(|_| wrong_dtype(param, obj, "float32"))?;
-    if !ranks.contains(&arr.ndim()) {
-        return Err(ShapeError::new_err(format!(
-            "{param}: expected an array of rank {ranks:?}, got shape {:?}",
-            arr.shape()
-        )));
-    }
-    if !arr.is_c_contiguous() {
-        return Err(not_contiguous(param));
-    }
-    Ok(arr.readonly())
-}
+use crate::kernel::{self, not_contiguous};
+use crate::model_outputs::{f32_array, panoptic_params, rank_error, ModelOutputs};
 
 /// 2D Panoptic-DeepLab post-processing of one image's model outputs (spec §3.2–3.8).
 #[pyfunction]
@@ -83,7 +60,13 @@ fn find_instance_centers<'py>(
     threshold: f32,
     nms_kernel: i64,
 ) -> PyResult<Bound<'py, PyArray2<i64>>> {
-    let ctr = f32_array(ctr_hmp, "ctr_hmp", &[2])?;
+    let ctr = f32_array(ctr_hmp, "ctr_hmp")?;
+    if ctr.ndim() != 2 {
+        return Err(rank_error("ctr_hmp", "(h, w)", ctr.shape()));
+    }
+    if !ctr.is_c_contiguous() {
+        return Err(not_contiguous("ctr_hmp"));
+    }
     let v = ctr
         .as_array()
         .into_dimensionality::<Ix2>()
