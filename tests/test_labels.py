@@ -83,25 +83,37 @@ def test_relabel_out_and_in_place_match(labels, data):
     dtype=st.sampled_from([np.uint32, np.int32]),
     data=st.data(),
 )
-def test_relabel_4_byte_into_buffer_vector_path(dtype, data):
-    # Rows long enough for the 8-label vector steps, ids past the dense table (kept or
-    # defaulted), and an output starting at every 4-byte offset of a 32-byte line.
+def test_relabel_4_byte_vector_path(dtype, data):
+    # Rows long enough for the 8-label vector steps, made of runs so steps hold one, two or
+    # more labels (one scalar lookup or a gather), ids past the dense table (kept or
+    # defaulted), and an output starting at every 4-byte offset of a 32-byte line, into a
+    # buffer and in place.
     hi = int(np.iinfo(dtype).max)
     width = data.draw(st.integers(1, 120))
     rows = data.draw(st.integers(1, 3))
     pool = [0, 1, 2, 5, 63, 64, 1000, hi - 1, hi]
-    labels = np.array(
-        data.draw(st.lists(st.sampled_from(pool), min_size=rows * width, max_size=rows * width)),
-        dtype=dtype,
-    ).reshape(rows, width)
+    runs = data.draw(
+        st.lists(
+            st.tuples(st.sampled_from(pool), st.integers(1, 20)), min_size=1, max_size=40
+        )
+    )
+    flat = np.repeat([v for v, _ in runs], [n for _, n in runs])
+    flat = np.resize(flat, rows * width)
+    labels = flat.astype(dtype).reshape(rows, width)
     keys = data.draw(st.lists(st.integers(0, 64), unique=True, min_size=1, max_size=6))
     values = data.draw(st.lists(st.integers(0, 500), min_size=len(keys), max_size=len(keys)))
     default = data.draw(st.none() | st.integers(0, 50))
     shift = data.draw(st.integers(0, 7))
+    want = ref.relabel(labels, keys, values, default)
     backing = np.full(labels.size + 8, 9, dtype=dtype)
     out = backing[shift : shift + labels.size].reshape(labels.shape)
     er.relabel(labels, keys, values, default=default, out=out)
-    assert_same(out, ref.relabel(labels, keys, values, default))
+    assert_same(out, want)
+    assert (backing[:shift] == 9).all() and (backing[shift + labels.size :] == 9).all()
+    backing[:] = 9
+    out[...] = labels
+    er.relabel(out, keys, values, default=default, out=out)
+    assert_same(out, want)
     assert (backing[:shift] == 9).all() and (backing[shift + labels.size :] == 9).all()
 
 

@@ -299,10 +299,13 @@ impl<L: Label> Lut<L> {
                 let t: &[L; 1 << 16] = t[..].try_into().expect("65536 entries");
                 map_each(i, o, |v| t[v.to_u64() as usize & 0xffff])
             }
-            (Table::Dense(t), Some(i)) if gathers::<L>() => {
-                // SAFETY: `gathers` checked that `L` is a 4-byte integer and AVX2 is there.
-                unsafe { map_dense32_avx2(i, o, t, f) }
-            }
+            // SAFETY: `gathers` checked that `L` is a 4-byte integer and AVX2 is there.
+            (Table::Dense(t), Some(i)) if gathers::<L>() => unsafe {
+                map_dense32_avx2::<L, true>(Some(i), o, t, f)
+            },
+            (Table::Dense(t), None) if gathers::<L>() => unsafe {
+                map_dense32_avx2::<L, false>(None, o, t, f)
+            },
             (Table::Dense(t), i) => map_each(i, o, |v| dense_lookup(t, f, v)),
             (Table::Sparse(m), i) => map_runs(i, o, |v| match m.get(&v.to_u64()) {
                 Some(&r) => r,
@@ -366,62 +369,96 @@ fn gathers<L: Label>() -> bool {
     false
 }
 
-/// [`map_each`] through a dense table for 4-byte labels into a separate `out`, eight labels
-/// a step with AVX2 gathers, written with non-temporal stores: a plain store first reads
-/// the output's cache line (read for ownership), so a separate output moves three bytes
-/// per byte written where streaming moves two. Labels past the table take `fallback` or
-/// stay themselves, as [`dense_lookup`]. Returns whether a negative label was met.
+/// [`map_each`] through a dense table for 4-byte labels, eight labels a step. Label images
+/// are mostly runs longer than a step, so a step holding at most two labels (the previous
+/// step's last one, then its own last one) costs one scalar lookup; only steps across two
+/// or more boundaries gather. Into a separate `out` (`STREAM`) the steps are written with
+/// non-temporal stores: a plain store first reads the output's cache line (read for
+/// ownership), so a separate output moves three bytes per byte written where streaming
+/// moves two. In place (`inp` is `None`) the line was just read, so plain stores. Labels
+/// past the table take `fallback` or stay themselves, as [`dense_lookup`]. Returns whether
+/// a negative label was met.
 ///
 /// # Safety
 /// `L` must be a 4-byte integer type and the CPU must have AVX2 ([`gathers`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn map_dense32_avx2<L: Label>(
-    inp: &[L],
+unsafe fn map_dense32_avx2<L: Label, const STREAM: bool>(
+    inp: Option<&[L]>,
     out: &mut [L],
     table: &[L],
     fallback: Option<L>,
 ) -> bool {
     use std::arch::x86_64::*;
-    let n = inp.len().min(out.len());
-    let scalar = |i: &[L], o: &mut [L]| map_each(Some(i), o, |v| dense_lookup(table, fallback, v));
+    let n = inp.map_or(out.len(), |i| i.len().min(out.len()));
+    let scalar =
+        |i: Option<&[L]>, o: &mut [L]| map_each(i, o, |v| dense_lookup(table, fallback, v));
+    let lookup = |v: u32| dense_lookup(table, fallback, L::from_u64(v as u64)).to_u64() as u32;
     // Scalar up to a 32-byte boundary of `out`, then whole 8-label steps, scalar tail.
     let head = out.as_ptr().align_offset(32).min(n);
-    let mut neg = scalar(&inp[..head], &mut out[..head]);
+    let mut neg = scalar(inp.map(|i| &i[..head]), &mut out[..head]);
     let steps = (n - head) / 8;
     // Tables hold at most DENSE_LUT_MAX + 1 entries, so the length fits an i32.
     let last = _mm256_set1_epi32((table.len() - 1) as i32);
     let fb = fallback.map(|f| _mm256_set1_epi32(f.to_u64() as u32 as i32));
-    let mut sign = _mm256_setzero_si256();
-    let src = inp.as_ptr().add(head) as *const __m256i;
-    let dst = out.as_mut_ptr().add(head) as *mut __m256i;
+    // Both pointers come from one borrow each; in place they are the same memory, each
+    // step read before it is written.
+    let dst = out.as_mut_ptr().add(head);
+    let src = match inp {
+        Some(i) => i.as_ptr().add(head),
+        None => dst as *const L,
+    };
+    let (src, dst) = (src as *const __m256i, dst as *mut __m256i);
     let base = table.as_ptr() as *const i32;
+    let lane7 = _mm256_set1_epi32(7);
+    let first = if steps > 0 { *(src as *const u32) } else { 0 };
+    let mut prev = _mm256_set1_epi32(first as i32);
+    let mut prev_mapped = _mm256_set1_epi32(lookup(first) as i32);
+    let mut sign = prev;
     for k in 0..steps {
         let v = _mm256_loadu_si256(src.add(k));
-        // In the table when v <= len - 1 as unsigned.
-        let inside = _mm256_cmpeq_epi32(_mm256_min_epu32(v, last), v);
-        let otherwise = fb.unwrap_or(v);
-        let r = _mm256_mask_i32gather_epi32::<4>(otherwise, base, v, inside);
-        _mm256_stream_si256(dst.add(k), r);
+        let same = _mm256_cmpeq_epi32(v, prev);
+        let end = _mm256_permutevar8x32_epi32(v, lane7);
         sign = _mm256_or_si256(sign, v);
+        let r = if _mm256_movemask_epi8(_mm256_or_si256(same, _mm256_cmpeq_epi32(v, end))) == -1 {
+            let end_mapped = _mm256_set1_epi32(lookup(_mm256_extract_epi32::<7>(v) as u32) as i32);
+            let r = _mm256_blendv_epi8(end_mapped, prev_mapped, same);
+            prev_mapped = end_mapped;
+            r
+        } else {
+            // In the table when v <= len - 1 as unsigned.
+            let inside = _mm256_cmpeq_epi32(_mm256_min_epu32(v, last), v);
+            let otherwise = fb.unwrap_or(v);
+            let r = _mm256_mask_i32gather_epi32::<4>(otherwise, base, v, inside);
+            prev_mapped = _mm256_permutevar8x32_epi32(r, lane7);
+            r
+        };
+        prev = end;
+        if STREAM {
+            _mm256_stream_si256(dst.add(k), r);
+        } else {
+            _mm256_store_si256(dst.add(k), r);
+        }
     }
     // Negative labels only exist for signed `L`; callers ignore the flag otherwise.
     neg |= L::from_u64(u32::MAX as u64).is_negative()
         && _mm256_movemask_ps(_mm256_castsi256_ps(sign)) != 0;
     let tail = head + steps * 8;
-    neg |= scalar(&inp[tail..n], &mut out[tail..n]);
-    _mm_sfence();
+    neg |= scalar(inp.map(|i| &i[tail..n]), &mut out[tail..n]);
+    if STREAM {
+        _mm_sfence();
+    }
     neg
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn map_dense32_avx2<L: Label>(
-    inp: &[L],
+unsafe fn map_dense32_avx2<L: Label, const STREAM: bool>(
+    inp: Option<&[L]>,
     out: &mut [L],
     table: &[L],
     fallback: Option<L>,
 ) -> bool {
-    map_each(Some(inp), out, |v| dense_lookup(table, fallback, v))
+    map_each(inp, out, |v| dense_lookup(table, fallback, v))
 }
 
 /// Maps `inp` (or `out` itself) through `f` into `out`, one lookup per run of equal labels:
