@@ -48,6 +48,8 @@ fn neighbours(ndim: usize, connectivity: u32) -> &'static [Neighbour] {
 struct Runs<T> {
     /// `[x0, x1)` per run, rows concatenated in raster order.
     span: Vec<(u32, u32)>,
+    /// The run's value; in binary mode the same (zero) for every run, so that the linker
+    /// compares values in both modes.
     value: Vec<T>,
     /// `row_off[r]..row_off[r + 1]` are the runs of row `r`.
     row_off: Vec<usize>,
@@ -71,7 +73,7 @@ fn scan_rows<T: Pixel>(data: &[T], width: usize, binary: bool) -> Runs<T> {
             let v = line[x0];
             if v != zero {
                 span.push((x0 as u32, x1 as u32));
-                value.push(v);
+                value.push(if binary { zero } else { v });
             }
         };
         if binary {
@@ -97,14 +99,13 @@ fn concat<T: Pixel>(parts: Vec<Runs<T>>) -> Runs<T> {
     all
 }
 
-/// Links runs to touching runs of the same value (any nonzero value in binary mode) in
+/// Links runs to touching runs of the same value (any run in binary mode: see `Runs`) in
 /// already-scanned neighbour rows. Every link points the larger root at the smaller, so a
 /// component's root is its first run in raster order.
 struct Linker<'a, T> {
     runs: &'a Runs<T>,
     height: usize,
     nbrs: &'static [Neighbour],
-    binary: bool,
     /// 26-connectivity: a run covered by one same-valued run of an earlier row inherits
     /// that run's links (see `rows`).
     cover: bool,
@@ -113,6 +114,11 @@ struct Linker<'a, T> {
     /// Row length, for the covering tests at the ends of a row.
     width: u32,
 }
+
+/// The shortcuts of [`Linker::rows_n`]: none, 26-connectivity's, 18-connectivity's.
+const NO_SHORTCUT: u8 = 0;
+const COVER26: u8 = 1;
+const COVER18: u8 = 2;
 
 /// Points the larger of `root` and the root of `j` at the smaller.
 #[inline(always)]
@@ -146,23 +152,41 @@ impl<T: Pixel> Linker<'_, T> {
     ) {
         // The slot count as a constant, so that the loop over slots unrolls: its exit,
         // taken after 1 or 4 slots depending on the shortcut, was a frequent mispredict.
-        match self.nbrs.len() {
-            1 => self.rows_n::<1>(parent, base, rows, within),
-            2 => self.rows_n::<2>(parent, base, rows, within),
-            4 => self.rows_n::<4>(parent, base, rows, within),
-            _ => unreachable!("1, 2 or 4 neighbour rows"),
+        // So are the shortcut and whether the runs are fresh: each variant is compiled on
+        // its own, with the registers of the one in use only.
+        if within.end > rows.start {
+            self.rows_m::<true>(parent, base, rows, within)
+        } else {
+            self.rows_m::<false>(parent, base, rows, within)
         }
     }
 
-    fn rows_n<const N: usize>(
+    fn rows_m<const FRESH: bool>(
         &self,
         parent: &mut [u32],
         base: usize,
         rows: std::ops::Range<usize>,
         within: std::ops::Range<usize>,
     ) {
-        // Runs not linked before (not the border rows of a block) are their own roots.
-        let fresh = within.end > rows.start;
+        match (self.nbrs.len(), self.cover, self.cover18) {
+            (1, ..) => self.rows_n::<1, NO_SHORTCUT, FRESH>(parent, base, rows, within),
+            (2, ..) => self.rows_n::<2, NO_SHORTCUT, FRESH>(parent, base, rows, within),
+            (4, true, _) => self.rows_n::<4, COVER26, FRESH>(parent, base, rows, within),
+            (4, _, true) => self.rows_n::<4, COVER18, FRESH>(parent, base, rows, within),
+            (4, ..) => self.rows_n::<4, NO_SHORTCUT, FRESH>(parent, base, rows, within),
+            _ => unreachable!("1, 2 or 4 neighbour rows"),
+        }
+    }
+
+    /// [`Linker::rows`] for `N` neighbour rows, shortcut `MODE`, and runs not linked before
+    /// (`FRESH`: not the border rows of a block, so each is its own root).
+    fn rows_n<const N: usize, const MODE: u8, const FRESH: bool>(
+        &self,
+        parent: &mut [u32],
+        base: usize,
+        rows: std::ops::Range<usize>,
+        within: std::ops::Range<usize>,
+    ) {
         let runs = self.runs;
         let height = self.height as isize;
         // Per neighbour slot (index into `nbrs`): first run, end run, x widening; and the
@@ -192,7 +216,7 @@ impl<T: Pixel> Linker<'_, T> {
                 any |= b0 < b1;
             }
             if !any {
-                if fresh {
+                if FRESH {
                     for i in a0..a1 {
                         parent[i - base] = i as u32;
                     }
@@ -202,13 +226,13 @@ impl<T: Pixel> Linker<'_, T> {
             for i in a0..a1 {
                 let (x0, x1) = runs.span[i];
                 let v = runs.value[i];
-                let mut root = if fresh {
+                let mut root = if FRESH {
                     parent[i - base] = i as u32;
                     i as u32
                 } else {
                     find(parent, base, i as u32)
                 };
-                if N == 4 && self.cover {
+                if N == 4 && MODE == COVER26 {
                     // Slots of 26-connectivity: 0 = (z, y-1), 2 = (z-1, y), 3 = (z-1, y+1).
                     if let Some(k) = self.covering(&nrows[2], &mut cursor[2], x0, x1, v) {
                         join(parent, base, &mut root, k);
@@ -220,7 +244,7 @@ impl<T: Pixel> Linker<'_, T> {
                         continue;
                     }
                 }
-                if N == 4 && self.cover18 {
+                if N == 4 && MODE == COVER18 {
                     // Slots of 18-connectivity: 0 = (z, y-1) along x and diagonally,
                     // 1 = (z-1, y-1) straight, 2 = (z-1, y) along x and diagonally,
                     // 3 = (z-1, y+1) straight. If the same-valued run `k` at (z-1, y)
@@ -266,7 +290,7 @@ impl<T: Pixel> Linker<'_, T> {
         }
         *cursor = j;
         while j < b1 && runs.span[j].0 < x1 + e {
-            if self.binary || runs.value[j] == v {
+            if runs.value[j] == v {
                 join(parent, base, root, j);
             }
             j += 1;
@@ -294,11 +318,7 @@ impl<T: Pixel> Linker<'_, T> {
         if j < b1 && runs.span[j].1 == x0 {
             j += 1;
         }
-        (j < b1
-            && runs.span[j].0 <= x0
-            && runs.span[j].1 >= x1
-            && (self.binary || runs.value[j] == v))
-            .then_some(j)
+        (j < b1 && runs.span[j].0 <= x0 && runs.span[j].1 >= x1 && runs.value[j] == v).then_some(j)
     }
 }
 
@@ -440,7 +460,6 @@ pub fn connected_components_into<T: Pixel>(
         runs: &runs,
         height: height as usize,
         nbrs,
-        binary,
         cover: ndim == 3 && conn == 26,
         cover18: ndim == 3 && conn == 18,
         width: width as u32,
