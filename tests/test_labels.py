@@ -80,22 +80,20 @@ def test_relabel_out_and_in_place_match(labels, data):
 
 @settings(max_examples=80, deadline=None)
 @given(
-    dtype=st.sampled_from([np.uint32, np.int32]),
+    dtype=st.sampled_from([np.uint32, np.int32, np.uint16, np.int16]),
     data=st.data(),
 )
-def test_relabel_4_byte_vector_path(dtype, data):
-    # Rows long enough for the 8-label vector steps, made of runs so steps hold one, two or
-    # more labels (one scalar lookup or a gather), ids past the dense table (kept or
-    # defaulted), and an output starting at every 4-byte offset of a 32-byte line, into a
-    # buffer and in place.
+def test_relabel_vector_paths(dtype, data):
+    # Rows long enough for the 8- (4-byte) or 16-label (2-byte) vector steps, made of runs
+    # so steps hold one, two or more labels (one scalar lookup, or a gather / per-lane
+    # lookups), ids past the dense table (kept or defaulted), and an output starting at
+    # every element offset of a 32-byte line, into a buffer and in place.
     hi = int(np.iinfo(dtype).max)
     width = data.draw(st.integers(1, 120))
     rows = data.draw(st.integers(1, 3))
     pool = [0, 1, 2, 5, 63, 64, 1000, hi - 1, hi]
     runs = data.draw(
-        st.lists(
-            st.tuples(st.sampled_from(pool), st.integers(1, 20)), min_size=1, max_size=40
-        )
+        st.lists(st.tuples(st.sampled_from(pool), st.integers(1, 20)), min_size=1, max_size=40)
     )
     flat = np.repeat([v for v, _ in runs], [n for _, n in runs])
     flat = np.resize(flat, rows * width)
@@ -103,18 +101,22 @@ def test_relabel_4_byte_vector_path(dtype, data):
     keys = data.draw(st.lists(st.integers(0, 64), unique=True, min_size=1, max_size=6))
     values = data.draw(st.lists(st.integers(0, 500), min_size=len(keys), max_size=len(keys)))
     default = data.draw(st.none() | st.integers(0, 50))
-    shift = data.draw(st.integers(0, 7))
+    shift = data.draw(st.integers(0, 32 // np.dtype(dtype).itemsize - 1))
     want = ref.relabel(labels, keys, values, default)
-    backing = np.full(labels.size + 8, 9, dtype=dtype)
-    out = backing[shift : shift + labels.size].reshape(labels.shape)
+    size = np.dtype(dtype).itemsize
+    backing = np.full(labels.size + 64 // size, 9, dtype=dtype)
+    # `shift` elements past a 32-byte boundary, whatever numpy's own alignment.
+    start = (-backing.ctypes.data % 32) // size + shift
+    out = backing[start : start + labels.size].reshape(labels.shape)
     er.relabel(labels, keys, values, default=default, out=out)
     assert_same(out, want)
-    assert (backing[:shift] == 9).all() and (backing[shift + labels.size :] == 9).all()
-    backing[:] = 9
+    untouched = np.ones(backing.size, bool)
+    untouched[start : start + labels.size] = False
+    assert (backing[untouched] == 9).all()
     out[...] = labels
     er.relabel(out, keys, values, default=default, out=out)
     assert_same(out, want)
-    assert (backing[:shift] == 9).all() and (backing[shift + labels.size :] == 9).all()
+    assert (backing[untouched] == 9).all()
 
 
 def test_relabel_large_4_byte_volume_matches_numpy():

@@ -297,7 +297,17 @@ impl<L: Label> Lut<L> {
         let chunk = |i: Option<&[L]>, o: &mut [L]| match (&self.table, i) {
             (Table::Full(t), i) => {
                 let t: &[L; 1 << 16] = t[..].try_into().expect("65536 entries");
-                map_each(i, o, |v| t[v.to_u64() as usize & 0xffff])
+                if gathers16::<L>() {
+                    // SAFETY: `gathers16` checked that `L` is a 2-byte integer and AVX2 is there.
+                    unsafe {
+                        match i {
+                            Some(i) => map_full16_avx2::<L, true>(Some(i), o, t),
+                            None => map_full16_avx2::<L, false>(None, o, t),
+                        }
+                    }
+                } else {
+                    map_each(i, o, |v| t[v.to_u64() as usize & 0xffff])
+                }
             }
             // SAFETY: `gathers` checked that `L` is a 4-byte integer and AVX2 is there.
             (Table::Dense(t), Some(i)) if gathers::<L>() => unsafe {
@@ -459,6 +469,97 @@ unsafe fn map_dense32_avx2<L: Label, const STREAM: bool>(
     fallback: Option<L>,
 ) -> bool {
     map_each(inp, out, |v| dense_lookup(table, fallback, v))
+}
+
+/// Whether [`map_full16_avx2`] serves labels of type `L`: 2-byte labels on an x86-64 CPU
+/// with AVX2.
+fn gathers16<L: Label>() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::mem::size_of::<L>() == 2 && std::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// [`map_dense32_avx2`] for 2-byte labels through the full 16-bit table, sixteen labels a
+/// step: a step holding at most two labels costs one scalar lookup and a blend, any other
+/// step sixteen scalar lookups (there is no 16-bit gather). Returns whether a negative
+/// label was met.
+///
+/// # Safety
+/// `L` must be a 2-byte integer type and the CPU must have AVX2 ([`gathers16`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn map_full16_avx2<L: Label, const STREAM: bool>(
+    inp: Option<&[L]>,
+    out: &mut [L],
+    table: &[L; 1 << 16],
+) -> bool {
+    use std::arch::x86_64::*;
+    let n = inp.map_or(out.len(), |i| i.len().min(out.len()));
+    // The table entry of a label's 16 bits, as those 16 bits.
+    let lookup = |v: u16| table[v as usize].to_u64() as u16;
+    let scalar =
+        |i: Option<&[L]>, o: &mut [L]| map_each(i, o, |v| table[v.to_u64() as usize & 0xffff]);
+    let head = out.as_ptr().align_offset(32).min(n);
+    let mut neg = scalar(inp.map(|i| &i[..head]), &mut out[..head]);
+    let steps = (n - head) / 16;
+    // Both pointers come from one borrow each; in place they are the same memory, each
+    // step read before it is written.
+    let dst = out.as_mut_ptr().add(head);
+    let src = match inp {
+        Some(i) => i.as_ptr().add(head),
+        None => dst as *const L,
+    };
+    let (src, dst) = (src as *const __m256i, dst as *mut __m256i);
+    let first = if steps > 0 { *(src as *const u16) } else { 0 };
+    let mut prev = _mm256_set1_epi16(first as i16);
+    let mut prev_mapped = _mm256_set1_epi16(lookup(first) as i16);
+    let mut sign = prev;
+    for k in 0..steps {
+        let v = _mm256_loadu_si256(src.add(k));
+        let same = _mm256_cmpeq_epi16(v, prev);
+        let e = _mm256_extract_epi16::<15>(v) as u16;
+        let end = _mm256_set1_epi16(e as i16);
+        sign = _mm256_or_si256(sign, v);
+        let end_mapped = _mm256_set1_epi16(lookup(e) as i16);
+        let r = if _mm256_movemask_epi8(_mm256_or_si256(same, _mm256_cmpeq_epi16(v, end))) == -1 {
+            _mm256_blendv_epi8(end_mapped, prev_mapped, same)
+        } else {
+            let mut lanes = [0u16; 16];
+            _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, v);
+            for l in lanes.iter_mut() {
+                *l = lookup(*l);
+            }
+            _mm256_loadu_si256(lanes.as_ptr() as *const __m256i)
+        };
+        prev = end;
+        prev_mapped = end_mapped;
+        if STREAM {
+            _mm256_stream_si256(dst.add(k), r);
+        } else {
+            _mm256_store_si256(dst.add(k), r);
+        }
+    }
+    // Negative labels only exist for signed `L`: the top bit of a 16-bit lane.
+    neg |= L::from_u64(u16::MAX as u64).is_negative()
+        && _mm256_testz_si256(sign, _mm256_set1_epi16(i16::MIN)) == 0;
+    let tail = head + steps * 16;
+    neg |= scalar(inp.map(|i| &i[tail..n]), &mut out[tail..n]);
+    if STREAM {
+        _mm_sfence();
+    }
+    neg
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn map_full16_avx2<L: Label, const STREAM: bool>(
+    inp: Option<&[L]>,
+    out: &mut [L],
+    table: &[L; 1 << 16],
+) -> bool {
+    map_each(inp, out, |v| table[v.to_u64() as usize & 0xffff])
 }
 
 /// Maps `inp` (or `out` itself) through `f` into `out`, one lookup per run of equal labels:
