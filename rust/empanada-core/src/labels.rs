@@ -297,8 +297,8 @@ impl<L: Label> Lut<L> {
         let chunk = |i: Option<&[L]>, o: &mut [L]| match (&self.table, i) {
             (Table::Full(t), i) => {
                 let t: &[L; 1 << 16] = t[..].try_into().expect("65536 entries");
-                if gathers16::<L>() {
-                    // SAFETY: `gathers16` checked that `L` is a 2-byte integer and AVX2 is there.
+                if vector_path::<L>(2) {
+                    // SAFETY: `vector_path` checked that `L` is a 2-byte integer and AVX2 is there.
                     unsafe {
                         match i {
                             Some(i) => map_full16_avx2::<L, true>(Some(i), o, t),
@@ -309,11 +309,11 @@ impl<L: Label> Lut<L> {
                     map_each(i, o, |v| t[v.to_u64() as usize & 0xffff])
                 }
             }
-            // SAFETY: `gathers` checked that `L` is a 4-byte integer and AVX2 is there.
-            (Table::Dense(t), Some(i)) if gathers::<L>() => unsafe {
+            // SAFETY: `vector_path` checked that `L` is a 4-byte integer and AVX2 is there.
+            (Table::Dense(t), Some(i)) if vector_path::<L>(4) => unsafe {
                 map_dense32_avx2::<L, true>(Some(i), o, t, f)
             },
-            (Table::Dense(t), None) if gathers::<L>() => unsafe {
+            (Table::Dense(t), None) if vector_path::<L>(4) => unsafe {
                 map_dense32_avx2::<L, false>(None, o, t, f)
             },
             (Table::Dense(t), i) => map_each(i, o, |v| dense_lookup(t, f, v)),
@@ -368,12 +368,12 @@ fn map_each<L: Label>(inp: Option<&[L]>, out: &mut [L], f: impl Fn(L) -> L) -> b
     neg
 }
 
-/// Whether [`map_dense32_avx2`] serves labels of type `L`: 4-byte labels on an x86-64 CPU
-/// with AVX2.
-fn gathers<L: Label>() -> bool {
+/// Whether the AVX2 kernels serve labels of type `L`: labels of `bytes` bytes (4 for
+/// [`map_dense32_avx2`], 2 for [`map_full16_avx2`]) on an x86-64 CPU with AVX2.
+fn vector_path<L: Label>(bytes: usize) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        std::mem::size_of::<L>() == 4 && std::is_x86_feature_detected!("avx2")
+        std::mem::size_of::<L>() == bytes && std::is_x86_feature_detected!("avx2")
     }
     #[cfg(not(target_arch = "x86_64"))]
     false
@@ -390,7 +390,7 @@ fn gathers<L: Label>() -> bool {
 /// a negative label was met.
 ///
 /// # Safety
-/// `L` must be a 4-byte integer type and the CPU must have AVX2 ([`gathers`]).
+/// `L` must be a 4-byte integer type and the CPU must have AVX2 ([`vector_path`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn map_dense32_avx2<L: Label, const STREAM: bool>(
@@ -471,24 +471,13 @@ unsafe fn map_dense32_avx2<L: Label, const STREAM: bool>(
     map_each(inp, out, |v| dense_lookup(table, fallback, v))
 }
 
-/// Whether [`map_full16_avx2`] serves labels of type `L`: 2-byte labels on an x86-64 CPU
-/// with AVX2.
-fn gathers16<L: Label>() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::mem::size_of::<L>() == 2 && std::is_x86_feature_detected!("avx2")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
-}
-
 /// [`map_dense32_avx2`] for 2-byte labels through the full 16-bit table, sixteen labels a
 /// step: a step holding at most two labels costs one scalar lookup and a blend, any other
 /// step sixteen scalar lookups (there is no 16-bit gather). Returns whether a negative
 /// label was met.
 ///
 /// # Safety
-/// `L` must be a 2-byte integer type and the CPU must have AVX2 ([`gathers16`]).
+/// `L` must be a 2-byte integer type and the CPU must have AVX2 ([`vector_path`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn map_full16_avx2<L: Label, const STREAM: bool>(
