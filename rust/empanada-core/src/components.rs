@@ -14,12 +14,12 @@
 use ndarray::{ArrayD, ArrayViewD};
 use rayon::prelude::*;
 
-use crate::rowruns::for_each_run;
+use crate::rowruns::{for_each_run, for_each_run_eq, BitEq};
 use crate::{Error, Result};
 
 /// The element types a component labelling can read: any integer label, or `bool`.
-pub trait Pixel: Copy + PartialEq + Default + Send + Sync {}
-impl<T: Copy + PartialEq + Default + Send + Sync> Pixel for T {}
+pub trait Pixel: BitEq + Default + Send + Sync {}
+impl<T: BitEq + Default + Send + Sync> Pixel for T {}
 
 /// The allowed connectivities for a rank, default first.
 pub fn allowed_connectivity(ndim: usize) -> &'static [u32] {
@@ -80,7 +80,7 @@ fn scan_rows<T: Pixel>(data: &[T], width: usize, binary: bool) -> Runs<T> {
             let same = |a: T, b: T| (a == zero) == (b == zero);
             for_each_run(line, zero, same, &mut bits, push);
         } else {
-            for_each_run(line, zero, |a, b| a == b, &mut bits, push);
+            for_each_run_eq(line, &mut bits, push);
         }
         runs.row_off.push(runs.span.len());
     }

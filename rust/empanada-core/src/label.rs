@@ -3,8 +3,10 @@
 
 use std::hash::Hash;
 
+use crate::rowruns::BitEq;
+
 pub trait Label:
-    Copy + Ord + Eq + Hash + Default + Send + Sync + std::fmt::Debug + 'static
+    Copy + Ord + Eq + Hash + Default + Send + Sync + std::fmt::Debug + BitEq + 'static
 {
     const MAX_U64: u64;
     /// Signed types must not hold negative labels; callers check with `is_negative`.

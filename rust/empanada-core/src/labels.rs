@@ -691,22 +691,15 @@ fn for_each_run<L: Label>(
 ) {
     let (ny, nx) = (dims[1], dims[2]);
     let mut bits = Vec::new();
-    let zero = L::default();
     for r in rows {
         let (z, y) = ((r / ny) as u32, (r % ny) as u32);
         let row = &data[r * nx..(r + 1) * nx];
-        crate::rowruns::for_each_run(
-            row,
-            zero,
-            |a, b| a == b,
-            &mut bits,
-            |x0, x1| {
-                let v = row[x0];
-                if !v.is_zero() {
-                    f(v, z, y, x0 as u32, x1 as u32);
-                }
-            },
-        );
+        crate::rowruns::for_each_run_eq(row, &mut bits, |x0, x1| {
+            let v = row[x0];
+            if !v.is_zero() {
+                f(v, z, y, x0 as u32, x1 as u32);
+            }
+        });
     }
 }
 
