@@ -23,14 +23,9 @@ impl BitEq for i64 {}
 /// the bits directly with shifts compiled to shuffles that cost twice as much.
 #[inline(always)]
 fn change_mask<T: Copy + PartialEq>(line: &[T], same: impl Fn(T, T) -> bool, bits: &mut Vec<u64>) {
-    const W: usize = 64;
     // Byte k of `x` (0 or 1) to bit 56 + k: the partial products never overlap.
     const GATHER: u64 = 0x0102_0408_1020_4080;
-    let n = line.len().saturating_sub(1);
-    bits.clear();
-    bits.resize(n.div_ceil(W), 0);
-    let (a, b) = (&line[..n], &line[1..]);
-    let word = |ca: &[T; W], cb: &[T; W]| {
+    words(line, bits, |ca: &[T; W], cb: &[T; W]| {
         let mut flag = [0u8; W];
         for k in 0..W {
             flag[k] = !same(ca[k], cb[k]) as u8;
@@ -41,7 +36,19 @@ fn change_mask<T: Copy + PartialEq>(line: &[T], same: impl Fn(T, T) -> bool, bit
             w |= (x.wrapping_mul(GATHER) >> 56) << (8 * q);
         }
         w
-    };
+    });
+}
+
+/// Neighbour pairs per word of change bits.
+const W: usize = 64;
+
+/// Fills `bits` as [`change_mask`] does, from `word`: the change bits of 64 pairs.
+#[inline(always)]
+fn words<T: Copy>(line: &[T], bits: &mut Vec<u64>, word: impl Fn(&[T; W], &[T; W]) -> u64) {
+    let n = line.len().saturating_sub(1);
+    bits.clear();
+    bits.resize(n.div_ceil(W), 0);
+    let (a, b) = (&line[..n], &line[1..]);
     let full = n / W;
     for (bw, (ca, cb)) in bits
         .iter_mut()
@@ -98,48 +105,18 @@ pub(crate) fn for_each_run_eq<T: BitEq>(
         if size_of::<T>() == 4 && align_of::<T>() == align_of::<u32>() {
             let lanes =
                 unsafe { std::slice::from_raw_parts(line.as_ptr() as *const u32, line.len()) };
-            lane_mask(lanes, bits, sse2::word32);
+            words(lanes, bits, sse2::word32);
             return walk(bits, line.len(), f);
         }
         if size_of::<T>() == 2 && align_of::<T>() == align_of::<u16>() {
             let lanes =
                 unsafe { std::slice::from_raw_parts(line.as_ptr() as *const u16, line.len()) };
-            lane_mask(lanes, bits, sse2::word16);
+            words(lanes, bits, sse2::word16);
             return walk(bits, line.len(), f);
         }
     }
     change_mask(line, |a, b| a == b, bits);
     walk(bits, line.len(), f);
-}
-
-/// [`change_mask`] for raw lanes through `word`, which gives the change bits of 64 pairs.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn lane_mask<U: Copy + Default>(
-    line: &[U],
-    bits: &mut Vec<u64>,
-    word: fn(&[U; 64], &[U; 64]) -> u64,
-) {
-    const W: usize = 64;
-    let n = line.len() - 1;
-    bits.clear();
-    bits.resize(n.div_ceil(W), 0);
-    let (a, b) = (&line[..n], &line[1..]);
-    let full = n / W;
-    for (bw, (ca, cb)) in bits
-        .iter_mut()
-        .zip(a.chunks_exact(W).zip(b.chunks_exact(W)))
-    {
-        *bw = word(ca.try_into().expect("W"), cb.try_into().expect("W"));
-    }
-    // The tail padded with equal pairs, which never start a run, as in `change_mask`.
-    let rest = n - full * W;
-    if rest > 0 {
-        let (mut ta, mut tb) = ([U::default(); W], [U::default(); W]);
-        ta[..rest].copy_from_slice(&a[full * W..]);
-        tb[..rest].copy_from_slice(&b[full * W..]);
-        bits[full] = word(&ta, &tb);
-    }
 }
 
 #[cfg(target_arch = "x86_64")]
