@@ -714,6 +714,25 @@ fn row_tasks(dims: [usize; 3]) -> Vec<std::ops::Range<usize>> {
         .collect()
 }
 
+/// The accumulator of id `u` when the dense table `t` does not reach it yet: the table
+/// grown up to `u` when `u <= cap`, else `u`'s entry of the sparse map. Out of line, so that
+/// the per-run path stays small enough to be inlined into the row walk.
+#[cold]
+#[inline(never)]
+fn acc_of_new_id<'a>(
+    t: &'a mut Vec<Acc>,
+    m: &'a mut IdMap<u64, Acc>,
+    cap: u64,
+    u: u64,
+) -> &'a mut Acc {
+    if u <= cap {
+        t.resize(u as usize + 1, Acc::default());
+        &mut t[u as usize]
+    } else {
+        m.entry(u).or_default()
+    }
+}
+
 fn stats_of<L: Label>(grid: &Grid<'_, L>) -> Result<LabelStats> {
     let data = grid.slice();
     let dims = grid.dims;
@@ -742,13 +761,9 @@ fn stats_of<L: Label>(grid: &Grid<'_, L>) -> Result<LabelStats> {
             for_each_run(data, dims, rows, |id, z, y, x0, x1| {
                 neg |= id.is_negative();
                 let u = id.to_u64();
-                if (u as usize) < t.len() {
-                    t[u as usize].add_run(z, y, x0, x1);
-                } else if u <= cap {
-                    t.resize(u as usize + 1, Acc::default());
-                    t[u as usize].add_run(z, y, x0, x1);
-                } else {
-                    m.entry(u).or_default().add_run(z, y, x0, x1);
+                match t.get_mut(u as usize) {
+                    Some(a) => a.add_run(z, y, x0, x1),
+                    None => acc_of_new_id(&mut t, &mut m, cap, u).add_run(z, y, x0, x1),
                 }
             });
             (t, m, neg)

@@ -57,13 +57,21 @@ fn words<T: Copy>(line: &[T], bits: &mut Vec<u64>, word: impl Fn(&[T; W], &[T; W
         *bw = word(ca.try_into().expect("W"), cb.try_into().expect("W"));
     }
     // The tail (most of a row when rows are not a multiple of 64 long) through the same
-    // vector code: padded with pairs of equal values, which never start a run.
+    // vector code: the last 64 pairs of the row, shifted past the ones already done; in a
+    // row shorter than that, padded with pairs of equal values, which never start a run.
     let rest = n - full * W;
     if rest > 0 {
-        let (mut ta, mut tb) = ([line[0]; W], [line[0]; W]);
-        ta[..rest].copy_from_slice(&a[full * W..]);
-        tb[..rest].copy_from_slice(&b[full * W..]);
-        bits[full] = word(&ta, &tb);
+        bits[full] = if n >= W {
+            let s = n - W;
+            let (la, lb): (&[T; W], &[T; W]) =
+                (a[s..].try_into().expect("W"), b[s..].try_into().expect("W"));
+            word(la, lb) >> (W - rest)
+        } else {
+            let (mut ta, mut tb) = ([line[0]; W], [line[0]; W]);
+            ta[..rest].copy_from_slice(&a[full * W..]);
+            tb[..rest].copy_from_slice(&b[full * W..]);
+            word(&ta, &tb)
+        };
     }
 }
 
