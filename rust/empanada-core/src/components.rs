@@ -78,7 +78,7 @@ fn scan_rows<T: Pixel>(data: &[T], width: usize, binary: bool) -> Runs<T> {
         };
         if binary {
             let same = |a: T, b: T| (a == zero) == (b == zero);
-            for_each_run(line, zero, same, &mut bits, push);
+            for_each_run(line, same, &mut bits, push);
         } else {
             for_each_run_eq(line, &mut bits, push);
         }
@@ -173,8 +173,8 @@ impl<T: Pixel> Linker<'_, T> {
             (2, ..) => self.rows_n::<2, NO_SHORTCUT, FRESH>(parent, base, rows, within),
             (4, true, _) => self.rows_n::<4, COVER26, FRESH>(parent, base, rows, within),
             (4, _, true) => self.rows_n::<4, COVER18, FRESH>(parent, base, rows, within),
-            (4, ..) => self.rows_n::<4, NO_SHORTCUT, FRESH>(parent, base, rows, within),
-            _ => unreachable!("1, 2 or 4 neighbour rows"),
+            // Four neighbour rows only come with 18- or 26-connectivity (`neighbours`).
+            _ => unreachable!("the neighbour rows of `neighbours`"),
         }
     }
 

@@ -379,6 +379,50 @@ fn vector_path<L: Label>(bytes: usize) -> bool {
     false
 }
 
+/// The AVX2 kernels' step pointers from element `head` on: into `out`, and from `inp` or,
+/// in place, from `out` itself. Both come from one borrow each; in place they are the same
+/// memory, each step read before it is written.
+///
+/// # Safety
+/// `head` must lie within `out` (and `inp`, when given).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn step_pointers<L>(
+    inp: Option<&[L]>,
+    out: &mut [L],
+    head: usize,
+) -> (
+    *const std::arch::x86_64::__m256i,
+    *mut std::arch::x86_64::__m256i,
+) {
+    let dst = out.as_mut_ptr().add(head);
+    let src = match inp {
+        Some(i) => i.as_ptr().add(head),
+        None => dst as *const L,
+    };
+    (src as *const _, dst as *mut _)
+}
+
+/// Writes one 32-byte step at the 32-byte aligned `dst`: streamed past the caches into a
+/// separate output (`STREAM`), a plain store in place.
+///
+/// # Safety
+/// `dst` must be valid for 32 bytes and 32-byte aligned; the CPU must have AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn put<const STREAM: bool>(
+    dst: *mut std::arch::x86_64::__m256i,
+    r: std::arch::x86_64::__m256i,
+) {
+    use std::arch::x86_64::*;
+    if STREAM {
+        _mm256_stream_si256(dst, r);
+    } else {
+        _mm256_store_si256(dst, r);
+    }
+}
+
 /// [`map_each`] through a dense table for 4-byte labels, eight labels a step. Label images
 /// are mostly runs longer than a step, so a step holding at most two labels (the previous
 /// step's last one, then its own last one) costs one scalar lookup; only steps across two
@@ -411,14 +455,7 @@ unsafe fn map_dense32_avx2<L: Label, const STREAM: bool>(
     // Tables hold at most DENSE_LUT_MAX + 1 entries, so the length fits an i32.
     let last = _mm256_set1_epi32((table.len() - 1) as i32);
     let fb = fallback.map(|f| _mm256_set1_epi32(f.to_u64() as u32 as i32));
-    // Both pointers come from one borrow each; in place they are the same memory, each
-    // step read before it is written.
-    let dst = out.as_mut_ptr().add(head);
-    let src = match inp {
-        Some(i) => i.as_ptr().add(head),
-        None => dst as *const L,
-    };
-    let (src, dst) = (src as *const __m256i, dst as *mut __m256i);
+    let (src, dst) = step_pointers(inp, out, head);
     let base = table.as_ptr() as *const i32;
     let lane7 = _mm256_set1_epi32(7);
     let first = if steps > 0 { *(src as *const u32) } else { 0 };
@@ -444,11 +481,7 @@ unsafe fn map_dense32_avx2<L: Label, const STREAM: bool>(
             r
         };
         prev = end;
-        if STREAM {
-            _mm256_stream_si256(dst.add(k), r);
-        } else {
-            _mm256_store_si256(dst.add(k), r);
-        }
+        put::<STREAM>(dst.add(k), r);
     }
     // Negative labels only exist for signed `L`; callers ignore the flag otherwise.
     neg |= L::from_u64(u32::MAX as u64).is_negative()
@@ -456,6 +489,7 @@ unsafe fn map_dense32_avx2<L: Label, const STREAM: bool>(
     let tail = head + steps * 8;
     neg |= scalar(inp.map(|i| &i[tail..n]), &mut out[tail..n]);
     if STREAM {
+        // Streamed stores are weakly ordered: fence them before the caller reads `out`.
         _mm_sfence();
     }
     neg
@@ -494,14 +528,7 @@ unsafe fn map_full16_avx2<L: Label, const STREAM: bool>(
     let head = out.as_ptr().align_offset(32).min(n);
     let mut neg = scalar(inp.map(|i| &i[..head]), &mut out[..head]);
     let steps = (n - head) / 16;
-    // Both pointers come from one borrow each; in place they are the same memory, each
-    // step read before it is written.
-    let dst = out.as_mut_ptr().add(head);
-    let src = match inp {
-        Some(i) => i.as_ptr().add(head),
-        None => dst as *const L,
-    };
-    let (src, dst) = (src as *const __m256i, dst as *mut __m256i);
+    let (src, dst) = step_pointers(inp, out, head);
     let first = if steps > 0 { *(src as *const u16) } else { 0 };
     let mut prev = _mm256_set1_epi16(first as i16);
     let mut prev_mapped = _mm256_set1_epi16(lookup(first) as i16);
@@ -525,11 +552,7 @@ unsafe fn map_full16_avx2<L: Label, const STREAM: bool>(
         };
         prev = end;
         prev_mapped = end_mapped;
-        if STREAM {
-            _mm256_stream_si256(dst.add(k), r);
-        } else {
-            _mm256_store_si256(dst.add(k), r);
-        }
+        put::<STREAM>(dst.add(k), r);
     }
     // Negative labels only exist for signed `L`: the top bit of a 16-bit lane.
     neg |= L::from_u64(u16::MAX as u64).is_negative()
@@ -537,6 +560,7 @@ unsafe fn map_full16_avx2<L: Label, const STREAM: bool>(
     let tail = head + steps * 16;
     neg |= scalar(inp.map(|i| &i[tail..n]), &mut out[tail..n]);
     if STREAM {
+        // Streamed stores are weakly ordered: fence them before the caller reads `out`.
         _mm_sfence();
     }
     neg

@@ -76,12 +76,11 @@ fn words<T: Copy>(line: &[T], bits: &mut Vec<u64>, word: impl Fn(&[T; W], &[T; W
 }
 
 /// Calls `f(x0, x1)` for every maximal run `x0..x1` of `line` (background runs included),
-/// left to right. `bits` is scratch space; `_zero` (the background value) is no longer
-/// needed since every 64-voxel block is compared in full.
+/// left to right, where `same(a, b)` says whether two neighbours belong to one run. `bits`
+/// is scratch space.
 #[inline(always)]
 pub(crate) fn for_each_run<T: Copy + PartialEq>(
     line: &[T],
-    _zero: T,
     same: impl Fn(T, T) -> bool,
     bits: &mut Vec<u64>,
     f: impl FnMut(usize, usize),
@@ -194,7 +193,7 @@ mod tests {
             let line: Vec<u8> = (0..len).map(|x| ((x * 7) / 5 % 3) as u8).collect();
             let mut bits = Vec::new();
             let mut got = Vec::new();
-            for_each_run(&line, 0, |a, b| a == b, &mut bits, |a, b| got.push((a, b)));
+            for_each_run(&line, |a, b| a == b, &mut bits, |a, b| got.push((a, b)));
             let mut expect = Vec::new();
             let mut x0 = 0;
             for x in 1..=len {
