@@ -104,3 +104,36 @@ def recursive_median(stack, k):
         window = np.concatenate([out[i - m : i], stack[i : i + m + 1]])
         out[i] = np.sort(window, axis=0)[m]
     return out
+
+
+def _face_shifts(a, fill):
+    """The face neighbours of every element of ``a`` (2D or 3D), ``fill`` past the border."""
+    p = np.pad(a, 1, constant_values=fill)
+    core = tuple(slice(1, -1) for _ in range(a.ndim))
+    for axis in range(a.ndim):
+        for d in (-1, 1):
+            idx = list(core)
+            idx[axis] = slice(1 + d, p.shape[axis] - 1 + d)
+            yield p[tuple(idx)]
+
+
+def erode_mask(mask, steps):
+    """``steps`` erosions by the face cross, the outside counting as set."""
+    out = mask.copy()
+    for _ in range(steps):
+        nxt = out.copy()
+        for s in _face_shifts(out, True):
+            nxt &= s
+        out = nxt
+    return out
+
+
+def dilate_labels(labels, steps):
+    """``steps`` rounds in which each 0 voxel takes the largest face neighbour's id."""
+    out = labels.copy()
+    for _ in range(steps):
+        grown = np.zeros_like(out)
+        for s in _face_shifts(out, 0):
+            grown = np.maximum(grown, s)
+        out = np.where(out == 0, grown, out)
+    return out

@@ -3,7 +3,8 @@
 The reference decodes each class to a dense volume, applies grey morphology and relabels
 with connected components; design §3 asks to work per object instead. Each object is
 handled in a crop around its box (painted by the core with every object's own id), so
-memory is bounded by the largest object, never the volume:
+memory is bounded by the largest object, never the volume. The morphology itself is the
+core's (:func:`empanada_rs.erode_mask`, :func:`empanada_rs.dilate_labels`):
 
 - ``erode`` n: an object loses the voxels within n face-steps of anything that is not
   itself (background or another object); the volume border does not erode (as the
@@ -23,12 +24,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from empanada_rs._core import Segmentation, paint_block, rle_from_indices
+from empanada_rs._core import (
+    Segmentation,
+    dilate_labels,
+    erode_mask,
+    paint_block,
+    rle_from_indices,
+)
 from empanada_rs._core import fill_holes as core_fill_holes
-
-#: The 6-neighbour (face) footprint of the reference's default 3D morphology.
-_CROSS = np.zeros((3, 3, 3), bool)
-_CROSS[1, 1, :] = _CROSS[1, :, 1] = _CROSS[:, 1, 1] = True
 
 
 def _crop(
@@ -39,16 +42,6 @@ def _crop(
     return lo, tuple(h - low for low, h in zip(lo, hi, strict=True))
 
 
-def _dilate_crop(crop: npt.NDArray[np.int64], n: int) -> npt.NDArray[np.int64]:
-    from scipy import ndimage
-
-    cur = crop
-    for _ in range(n):
-        grown = ndimage.grey_dilation(cur, footprint=_CROSS, mode="constant", cval=0)
-        cur = np.where(cur == 0, grown, cur)
-    return cur
-
-
 def _object_mask(
     seg: Segmentation, class_id: int, oid: int, box: npt.NDArray[np.int64], op: str, n: int
 ) -> tuple[tuple[int, ...], npt.NDArray[np.bool_]]:
@@ -57,15 +50,13 @@ def _object_mask(
     origin, size = _crop(box, margin, shape)
     crop = np.asarray(paint_block(seg, class_id, origin, size, dtype="int64", own_ids=True))
     if op == "erode":
-        from scipy import ndimage
-
-        mask = crop == oid
         # Outside the crop is either other voxels of the volume (the 1-voxel margin holds
-        # them) or beyond the volume border, which must not erode: border_value=1.
-        mask = ndimage.binary_erosion(mask, structure=_CROSS, iterations=n, border_value=1)
-        return origin, mask
+        # them, so nothing past it is nearer) or beyond the volume border, which must not
+        # erode: `erode_mask` counts the outside as set.
+        return origin, erode_mask(crop == oid, n)
     if op == "dilate":
-        return origin, _dilate_crop(crop, n) == oid
+        # Every object that can reach a voxel within n of this one lies within the 2n margin.
+        return origin, dilate_labels(crop, n) == oid
     filled = np.empty_like(crop)
     for z in range(crop.shape[0]):
         filled[z] = core_fill_holes(np.ascontiguousarray(crop[z]))

@@ -1,6 +1,8 @@
 //! Criterion benches of the ortho-plane consensus: three views of the same ellipsoids, each
 //! view shifted by a voxel so clusters and votes do real work.
 
+mod common;
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use empanada_core::consensus::{orthoplane_consensus, ConsensusParams};
 use empanada_core::segmentation::Segmentation;
@@ -8,13 +10,7 @@ use ndarray::Array3;
 use std::time::Duration;
 
 fn views(n: usize, objects: usize) -> Vec<Segmentation> {
-    let mut s = 0x2545_F491_4F6C_DD1Du64;
-    let mut rnd = |m: usize| {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        (s % m as u64) as usize
-    };
+    let mut rnd = common::xorshift(0x2545_F491_4F6C_DD1D);
     let balls: Vec<[usize; 4]> = (0..objects)
         .map(|_| [rnd(n), rnd(n), rnd(n), 4 + rnd(9)])
         .collect();

@@ -12,6 +12,7 @@ pub mod labels;
 pub mod matching;
 pub mod median;
 pub mod metrics;
+pub mod morphology;
 pub mod panoptic;
 pub mod rle;
 mod rowruns;

@@ -13,6 +13,7 @@ mod labels;
 mod median;
 mod metrics;
 mod model_outputs;
+mod morphology;
 mod panoptic;
 mod rle;
 mod segmentation;
@@ -30,6 +31,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     labels::register(m)?;
     median::register(m)?;
     metrics::register(m)?;
+    morphology::register(m)?;
     segmentation::register(m)?;
     stack::register(m)?;
     consensus::register(m)?;

@@ -1,5 +1,8 @@
 //! Inputs shared by the criterion benches.
 
+// Each bench uses only some of these.
+#![allow(dead_code)]
+
 use ndarray::{ArrayD, Dimension, IxDyn};
 
 /// Label cells of about `cell` voxels per side with wavy borders, a fifth of them background:
@@ -22,4 +25,14 @@ pub fn label_volume(shape: &[usize], cell: usize) -> ArrayD<u32> {
             (h % 5000 + 1) as u32
         }
     })
+}
+
+/// A xorshift64 stream of numbers below the argument: reproducible inputs without a crate.
+pub fn xorshift(mut s: u64) -> impl FnMut(usize) -> usize {
+    move |m: usize| {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s % m as u64) as usize
+    }
 }

@@ -1,0 +1,50 @@
+//! Criterion benches of the face-neighbour morphology on a generated volume of sparse
+//! blobs (cubes of 6-14 voxels a side over ~10 % of the volume, like organelles), at the
+//! step counts of the 3D filters' range (spec §5.6.3: 0-50).
+
+mod common;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use empanada_core::morphology::{dilate_labels, erode_mask};
+use ndarray::Array3;
+use std::time::Duration;
+
+fn blobs(shape: (usize, usize, usize), n: u32) -> Array3<u32> {
+    let mut next = common::xorshift(0x2545_f491_4f6c_dd1d);
+    let mut vol = Array3::zeros(shape);
+    for id in 1..=n {
+        let s = 6 + next(9);
+        let (z, y, x) = (next(shape.0), next(shape.1), next(shape.2));
+        for zz in z..(z + s).min(shape.0) {
+            for yy in y..(y + s).min(shape.1) {
+                for xx in x..(x + s).min(shape.2) {
+                    vol[[zz, yy, xx]] = id;
+                }
+            }
+        }
+    }
+    vol
+}
+
+fn bench(c: &mut Criterion) {
+    let vol = blobs((64, 512, 512), 1_600);
+    let mask = vol.mapv(|v| v != 0).into_dyn();
+    let vol = vol.into_dyn();
+    let mut g = c.benchmark_group("morphology/64x512x512");
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(2))
+        .warm_up_time(Duration::from_millis(500))
+        .throughput(Throughput::Elements(vol.len() as u64));
+    for steps in [1usize, 3, 10, 50] {
+        g.bench_function(format!("erode_mask_{steps}"), |b| {
+            b.iter(|| erode_mask(mask.view(), steps).unwrap())
+        });
+        g.bench_function(format!("dilate_labels_{steps}"), |b| {
+            b.iter(|| dilate_labels(vol.view(), steps).unwrap())
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,122 @@
+"""Face-neighbour morphology: erosion of a mask, dilation of labels into background.
+NumPy oracles (plain step loops), scipy's own operations, real data and bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import ndimage
+
+import empanada_rs as er
+
+from . import oracle_labels as ref
+from .test_labels import DTYPES, label_images
+
+DATA = Path(__file__).parents[1] / ".." / "shared" / "data"
+
+
+def cross(ndim):
+    return ndimage.generate_binary_structure(ndim, 1)
+
+
+@st.composite
+def masks(draw, max_side=9):
+    ndim = draw(st.sampled_from([2, 3]))
+    shape = tuple(draw(st.integers(1, max_side if ndim == 2 else 6)) for _ in range(ndim))
+    p = draw(st.sampled_from([0.5, 0.8, 0.95]))
+    seed = draw(st.integers(0, 2**32 - 1))
+    return np.random.default_rng(seed).random(shape) < p
+
+
+@settings(max_examples=300, deadline=None)
+@given(masks(), st.integers(0, 7))
+def test_erode_matches_step_loop(mask, steps):
+    np.testing.assert_array_equal(er.erode_mask(mask, steps), ref.erode_mask(mask, steps))
+
+
+@settings(max_examples=300, deadline=None)
+@given(label_images(max_id=9), st.integers(0, 7))
+def test_dilate_matches_step_loop(labels, steps):
+    got = er.dilate_labels(labels, steps)
+    assert got.dtype == labels.dtype
+    np.testing.assert_array_equal(got, ref.dilate_labels(labels, steps))
+
+
+@pytest.mark.parametrize("shape", [(40, 57), (9, 31, 23)])
+@pytest.mark.parametrize("steps", [1, 3, 12])
+def test_same_as_scipy(shape, steps):
+    rng = np.random.default_rng(steps)
+    mask = ndimage.binary_opening(rng.random(shape) < 0.7)
+    want = ndimage.binary_erosion(
+        mask, structure=cross(len(shape)), iterations=steps, border_value=1
+    )
+    np.testing.assert_array_equal(er.erode_mask(mask, steps), want)
+
+    labels = (rng.random(shape) < 0.03) * rng.integers(1, 50, shape).astype(np.int64)
+    want = labels
+    for _ in range(steps):
+        grown = ndimage.grey_dilation(want, footprint=cross(len(shape)), mode="constant")
+        want = np.where(want == 0, grown, want)
+    np.testing.assert_array_equal(er.dilate_labels(labels, steps), want)
+
+
+def test_edge_cases():
+    full = np.ones((3, 4, 5), bool)
+    np.testing.assert_array_equal(er.erode_mask(full, 50), full)  # the border never erodes
+    assert not er.erode_mask(np.zeros((2, 3), bool), 1).any()
+    assert er.erode_mask(np.zeros((0, 3), bool), 2).shape == (0, 3)
+    assert er.dilate_labels(np.zeros((0, 2, 2), np.uint8), 2).shape == (0, 2, 2)
+    empty = np.zeros((4, 4), np.uint16)
+    np.testing.assert_array_equal(er.dilate_labels(empty, 3), empty)
+    one = np.zeros((1, 1, 9), np.uint32)
+    one[0, 0, 4] = 7
+    np.testing.assert_array_equal(er.dilate_labels(one, 2)[0, 0], [0, 0, 7, 7, 7, 7, 7, 0, 0])
+    # Far more steps than the array needs: everything reachable, nothing else changes.
+    np.testing.assert_array_equal(er.dilate_labels(one, 10**6)[0, 0], [7] * 9)
+
+
+def test_real_data_matches_scipy():
+    path = DATA / "vnc_sstem_mito_dev.npz"
+    if not path.exists():
+        pytest.skip(f"real data {path} not available (see ../shared/data/README.md)")
+    labels = np.load(path)["mito_instances_3d"][:, :256, :256].astype(np.int64)
+    assert labels.max() > 0
+    want = labels
+    for _ in range(3):
+        grown = ndimage.grey_dilation(want, footprint=cross(3), mode="constant")
+        want = np.where(want == 0, grown, want)
+    np.testing.assert_array_equal(er.dilate_labels(labels, 3), want)
+    mask = labels > 0
+    want = ndimage.binary_erosion(mask, structure=cross(3), iterations=2, border_value=1)
+    np.testing.assert_array_equal(er.erode_mask(mask, 2), want)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (lambda: er.erode_mask(np.ones((3, 3), np.uint8), 1), er.DTypeError, "mask.*bool"),
+        (lambda: er.erode_mask(np.ones(3, bool), 1), er.ShapeError, "mask"),
+        (lambda: er.erode_mask(np.ones((3, 3), bool), -1), er.InvalidArgumentError, "steps"),
+        (lambda: er.erode_mask(np.ones((3, 6), bool)[:, ::2], 1), er.ContiguityError, "mask"),
+        (lambda: er.dilate_labels(np.ones((3, 3), np.float32), 1), er.DTypeError, "labels"),
+        (lambda: er.dilate_labels(np.ones((2, 2, 2, 2), np.uint8), 1), er.ShapeError, "labels"),
+        (lambda: er.dilate_labels(-np.ones((3, 3), np.int16), 1), er.InvalidArgumentError, ">= 0"),
+        (lambda: er.dilate_labels(np.ones((3, 3), np.int16), -2), er.InvalidArgumentError, "steps"),
+    ],
+)
+def test_bad_input(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_every_label_dtype(dtype):
+    a = np.zeros((3, 5), dtype)
+    a[1, 2] = 5
+    got = er.dilate_labels(a, 1)
+    assert got.dtype == np.dtype(dtype)
+    assert (got > 0).sum() == 5
