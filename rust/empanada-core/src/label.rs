@@ -53,3 +53,16 @@ pub fn check_non_negative<L: Label>(param: &'static str, data: &[L]) -> crate::R
     }
     Ok(())
 }
+
+/// `(z, y, x)` sizes of a 2D (one plane) or 3D image; any other rank is a shape error naming
+/// `param`.
+pub(crate) fn zyx(param: &'static str, shape: &[usize]) -> crate::Result<[usize; 3]> {
+    match *shape {
+        [y, x] => Ok([1, y, x]),
+        [z, y, x] => Ok([z, y, x]),
+        _ => Err(crate::Error::shape(
+            param,
+            format!("expected a 2D (H, W) or 3D (D, H, W) array, got shape {shape:?}"),
+        )),
+    }
+}

@@ -29,19 +29,7 @@ struct Grid<'a, L> {
 impl<'a, L: Label> Grid<'a, L> {
     fn new(labels: ArrayViewD<'a, L>) -> Result<Self> {
         let ndim = labels.ndim();
-        let dims = match *labels.shape() {
-            [y, x] => [1, y, x],
-            [z, y, x] => [z, y, x],
-            _ => {
-                return Err(Error::shape(
-                    "labels",
-                    format!(
-                        "expected a 2D (H, W) or 3D (D, H, W) label image, got shape {:?}",
-                        labels.shape()
-                    ),
-                ))
-            }
-        };
+        let dims = crate::label::zyx("labels", labels.shape())?;
         let data = if labels.is_standard_layout() {
             CowArray::from(labels)
         } else {
@@ -176,15 +164,7 @@ pub fn relabel_in_place<L: Label>(
     values: &[u64],
     default: Option<u64>,
 ) -> Result<()> {
-    if labels.ndim() != 2 && labels.ndim() != 3 {
-        return Err(Error::shape(
-            "labels",
-            format!(
-                "expected a 2D (H, W) or 3D (D, H, W) label image, got shape {:?}",
-                labels.shape()
-            ),
-        ));
-    }
+    crate::label::zyx("labels", labels.shape())?;
     let data = labels.as_slice_mut().ok_or_else(|| {
         Error::invalid(
             "labels",
