@@ -1,10 +1,10 @@
 """Per-object erode / dilate / fill holes on a :class:`Segmentation` (spec §5.6.3).
 
 The reference decodes each class to a dense volume, applies grey morphology and relabels
-with connected components; design §3 asks to work per object instead. Each object is
-handled in a crop around its box (painted by the core with every object's own id), so
-memory is bounded by the largest object, never the volume. The morphology itself is the
-core's (:func:`empanada_rs.erode_mask`, :func:`empanada_rs.dilate_labels`):
+with connected components; design §3 asks to work per object instead. The core
+(:meth:`Segmentation.apply_object_ops`) handles each object in a crop around its box,
+painted with every object of its class that reaches into it, objects in parallel, so memory
+is bounded by the largest object, never the volume:
 
 - ``erode`` n: an object loses the voxels within n face-steps of anything that is not
   itself (background or another object); the volume border does not erode (as the
@@ -13,99 +13,13 @@ core's (:func:`empanada_rs.erode_mask`, :func:`empanada_rs.dilate_labels`):
 - ``dilate`` n: objects grow n face-steps into background only, all at once, step by step;
   a background voxel reached by several objects in the same step goes to the largest id
   (grey dilation's rule). Objects never take each other's voxels.
-- ``fill_holes``: each object's holes are filled per z-slice (the reference's 2D filling)
-  with :func:`empanada_rs.fill_holes` (own mask, background voxels only; design §3).
+- ``fill_holes``: each object's holes are filled per z-slice (the reference's 2D filling),
+  own mask, background voxels only (design §3), as :func:`empanada_rs.fill_holes`.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
-import numpy.typing as npt
-
-from empanada_rs._core import (
-    Segmentation,
-    dilate_labels,
-    erode_mask,
-    paint_block,
-    rle_from_indices,
-)
-from empanada_rs._core import fill_holes as core_fill_holes
-
-
-def _crop(
-    box: npt.NDArray[np.int64], margin: int, shape: tuple[int, int, int]
-) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    lo = tuple(max(0, int(box[a]) - margin) for a in range(3))
-    hi = tuple(min(shape[a], int(box[a + 3]) + margin) for a in range(3))
-    return lo, tuple(h - low for low, h in zip(lo, hi, strict=True))
-
-
-def _object_mask(
-    seg: Segmentation, class_id: int, oid: int, box: npt.NDArray[np.int64], op: str, n: int
-) -> tuple[tuple[int, ...], npt.NDArray[np.bool_]]:
-    shape = seg.shape
-    margin = {"erode": 1, "dilate": 2 * n, "fill": 0}[op]
-    origin, size = _crop(box, margin, shape)
-    crop = np.asarray(paint_block(seg, class_id, origin, size, dtype="int64", own_ids=True))
-    if op == "erode":
-        # Outside the crop is either other voxels of the volume (the 1-voxel margin holds
-        # them, so nothing past it is nearer) or beyond the volume border, which must not
-        # erode: `erode_mask` counts the outside as set.
-        return origin, erode_mask(crop == oid, n)
-    if op == "dilate":
-        # Every object that can reach a voxel within n of this one lies within the 2n margin.
-        return origin, dilate_labels(crop, n) == oid
-    filled = np.empty_like(crop)
-    for z in range(crop.shape[0]):
-        filled[z] = core_fill_holes(np.ascontiguousarray(crop[z]))
-    return origin, filled == oid
-
-
-def _rebuild(
-    seg: Segmentation,
-    class_id: int,
-    masks: list[tuple[int, tuple[int, ...], npt.NDArray[np.bool_]]],
-) -> dict[str, npt.NDArray[Any]]:
-    d, h, w = seg.shape
-    ids, boxes, counts, offsets, starts, runs = [], [], [], [0], [], []
-    for oid, origin, mask in masks:
-        zz, yy, xx = np.nonzero(mask)
-        if zz.size == 0:
-            continue
-        z, y, x = (zz + origin[0], yy + origin[1], xx + origin[2])
-        flat = np.sort((z.astype(np.int64) * h + y) * w + x)
-        s, r = rle_from_indices(flat)
-        ids.append(oid)
-        boxes.append([z.min(), y.min(), x.min(), z.max() + 1, y.max() + 1, x.max() + 1])
-        counts.append(flat.size)
-        starts.append(s)
-        runs.append(r)
-        offsets.append(offsets[-1] + len(s))
-    empty = np.zeros(0, np.int64)
-    return {
-        "ids": np.asarray(ids, np.uint64),
-        "boxes": np.asarray(boxes, np.int64).reshape(-1, 6),
-        "counts": np.asarray(counts, np.int64),
-        "offsets": np.asarray(offsets, np.int64),
-        "starts": np.concatenate(starts) if starts else empty,
-        "runs": np.concatenate(runs) if runs else empty,
-    }
-
-
-def _apply(seg: Segmentation, op: str, n: int) -> Segmentation:
-    parts = []
-    for c in seg.class_ids:
-        objs = seg.objects(c)
-        masks = [
-            (int(oid), *_object_mask(seg, c, int(oid), box, op, n))
-            for oid, box in zip(objs["ids"], objs["boxes"], strict=True)
-        ]
-        parts.append(
-            Segmentation.from_objects(seg.shape, c, _rebuild(seg, c, masks), thing=seg.is_thing(c))
-        )
-    return Segmentation.combine(parts) if parts else seg
+from empanada_rs._core import Segmentation
 
 
 def apply_object_ops(
@@ -113,10 +27,6 @@ def apply_object_ops(
 ) -> Segmentation:
     """``seg`` after ``erode`` then ``dilate`` steps then hole filling (the reference's
     order), each per object; a no-op when all are off."""
-    if erode:
-        seg = _apply(seg, "erode", erode)
-    if dilate:
-        seg = _apply(seg, "dilate", dilate)
-    if fill_holes:
-        seg = _apply(seg, "fill", 0)
-    return seg
+    if not (erode or dilate or fill_holes):
+        return seg
+    return seg.apply_object_ops(erode=erode, dilate=dilate, fill_holes=fill_holes)

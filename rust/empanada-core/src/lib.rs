@@ -13,6 +13,7 @@ pub mod matching;
 pub mod median;
 pub mod metrics;
 pub mod morphology;
+pub mod object_ops;
 pub mod panoptic;
 pub mod rle;
 mod rowruns;

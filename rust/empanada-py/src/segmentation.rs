@@ -217,6 +217,28 @@ impl Segmentation {
         Ok(v.into_pyarray(py))
     }
 
+    /// Every object after `erode` face-step erosions, then `dilate` dilations into
+    /// background, then per-slice hole filling, each object in a crop around its box.
+    #[pyo3(signature = (*, erode = 0, dilate = 0, fill_holes = false))]
+    fn apply_object_ops(
+        &self,
+        py: Python<'_>,
+        erode: i64,
+        dilate: i64,
+        fill_holes: bool,
+    ) -> PyResult<Self> {
+        let steps = |name: &str, n: i64| {
+            usize::try_from(n).map_err(|_| {
+                InvalidArgumentError::new_err(format!("{name}: must be >= 0 steps, got {n}"))
+            })
+        };
+        let (erode, dilate) = (steps("erode", erode)?, steps("dilate", dilate)?);
+        let inner = kernel::run(py, || {
+            empanada_core::object_ops::apply_object_ops(&self.inner, erode, dilate, fill_holes)
+        })?;
+        Ok(Self { inner })
+    }
+
     fn __repr__(&self) -> String {
         let parts: Vec<String> = self
             .inner
