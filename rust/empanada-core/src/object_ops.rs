@@ -44,11 +44,12 @@ pub fn apply_object_ops(
         (dilate > 0).then_some(ObjectOp::Dilate(dilate)),
         fill.then_some(ObjectOp::FillHoles),
     ];
-    let mut out = seg.clone();
+    // Each step builds a new segmentation from the last one: no copy of `seg` up front.
+    let mut out: Option<Segmentation> = None;
     for op in ops.into_iter().flatten() {
-        out = apply(&out, op)?;
+        out = Some(apply(out.as_ref().unwrap_or(seg), op)?);
     }
-    Ok(out)
+    Ok(out.unwrap_or_else(|| seg.clone()))
 }
 
 /// `seg` after one operation on every object of every class.

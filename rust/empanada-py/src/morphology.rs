@@ -8,10 +8,11 @@ use pyo3::prelude::*;
 use crate::errors::to_py;
 use crate::kernel::{self, not_contiguous, wrong_dtype};
 
-fn step_count(steps: i64) -> PyResult<usize> {
+/// A count of morphology steps given as `param`: a typed error when negative.
+pub fn step_count(param: &'static str, steps: i64) -> PyResult<usize> {
     usize::try_from(steps).map_err(|_| {
         to_py(empanada_core::Error::invalid(
-            "steps",
+            param,
             format!("must be >= 0, got {steps}"),
         ))
     })
@@ -22,7 +23,7 @@ fn step_count(steps: i64) -> PyResult<usize> {
 #[pyfunction]
 fn erode_mask<'py>(mask: &Bound<'py, PyAny>, steps: i64) -> PyResult<Bound<'py, PyAny>> {
     let py = mask.py();
-    let steps = step_count(steps)?;
+    let steps = step_count("steps", steps)?;
     let a = mask
         .cast::<PyArrayDyn<bool>>()
         .map_err(|_| wrong_dtype("mask", mask, "bool"))?
@@ -40,7 +41,7 @@ fn erode_mask<'py>(mask: &Bound<'py, PyAny>, steps: i64) -> PyResult<Bound<'py, 
 #[pyfunction]
 fn dilate_labels<'py>(labels: &Bound<'py, PyAny>, steps: i64) -> PyResult<Bound<'py, PyAny>> {
     let py = labels.py();
-    let steps = step_count(steps)?;
+    let steps = step_count("steps", steps)?;
     crate::with_label_array!(labels, "labels", |a: T| {
         if !a.is_c_contiguous() {
             return Err(not_contiguous("labels"));

@@ -9,6 +9,7 @@ use pyo3::types::{PyDict, PyTuple};
 
 use crate::errors::{InvalidArgumentError, ShapeError};
 use crate::kernel::{self, not_contiguous};
+use crate::morphology::step_count;
 
 /// Per-class sparse 3D objects of one (z, y, x) volume.
 #[pyclass(module = "empanada_rs._core", frozen, name = "Segmentation")]
@@ -227,12 +228,8 @@ impl Segmentation {
         dilate: i64,
         fill_holes: bool,
     ) -> PyResult<Self> {
-        let steps = |name: &str, n: i64| {
-            usize::try_from(n).map_err(|_| {
-                InvalidArgumentError::new_err(format!("{name}: must be >= 0 steps, got {n}"))
-            })
-        };
-        let (erode, dilate) = (steps("erode", erode)?, steps("dilate", dilate)?);
+        let erode = step_count("erode", erode)?;
+        let dilate = step_count("dilate", dilate)?;
         let inner = kernel::run(py, || {
             empanada_core::object_ops::apply_object_ops(&self.inner, erode, dilate, fill_holes)
         })?;
