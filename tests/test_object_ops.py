@@ -119,6 +119,16 @@ def test_no_ops_and_vanishing_objects():
     )
 
 
+def test_huge_step_counts_mean_as_far_as_there_is_room():
+    vol = np.zeros((3, 4, 5), np.int32)
+    vol[1, 1:3, 1:4] = 5
+    seg = er.Segmentation.from_labels(vol, 1)
+    big = seg.apply_object_ops(dilate=2**62).stack_volume()
+    np.testing.assert_array_equal(big, seg.apply_object_ops(dilate=20).stack_volume())
+    assert (big == 5).all()
+    assert seg.apply_object_ops(erode=2**62).n_objects(1) == 0
+
+
 @pytest.mark.parametrize(("kw", "name"), [({"erode": -1}, "erode"), ({"dilate": -2}, "dilate")])
 def test_negative_steps(kw, name):
     seg = er.Segmentation.from_labels(np.ones((2, 2, 2), np.int32), 1)

@@ -123,11 +123,12 @@ fn object(
     // reaches a voxel within n steps of this one starts within 2n of its box.
     let margin = match op {
         ObjectOp::Erode(_) => 1,
-        ObjectOp::Dilate(n) => 2 * n as i64,
+        // Saturating: any count past the volume's size grows as far as there is room.
+        ObjectOp::Dilate(n) => i64::try_from(n).unwrap_or(i64::MAX).saturating_mul(2),
         ObjectOp::FillHoles => 0,
     };
     let b = &objects.boxes[6 * i..6 * i + 6];
-    let origin = [0, 1, 2].map(|a| (b[a] - margin).max(0) as usize);
+    let origin = [0, 1, 2].map(|a| b[a].saturating_sub(margin).max(0) as usize);
     let end = [0, 1, 2].map(|a| (b[a + 3].saturating_add(margin)).min(shape[a] as i64) as usize);
     if (0..3).any(|a| end[a] <= origin[a]) {
         return Ok(None);
