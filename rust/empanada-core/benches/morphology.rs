@@ -1,11 +1,14 @@
 //! Criterion benches of the face-neighbour morphology on a generated volume of sparse
 //! blobs (cubes of 6-14 voxels a side over ~10 % of the volume, like organelles), at the
-//! step counts of the 3D filters' range (spec §5.6.3: 0-50).
+//! step counts of the 3D filters' range (spec §5.6.3: 0-50), and the per-object filters
+//! (`apply_object_ops`) on the same blobs as a segmentation.
 
 mod common;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use empanada_core::morphology::{dilate_labels, erode_mask};
+use empanada_core::object_ops::apply_object_ops;
+use empanada_core::segmentation::Segmentation;
 use ndarray::Array3;
 use std::time::Duration;
 
@@ -29,6 +32,7 @@ fn blobs(shape: (usize, usize, usize), n: u32) -> Array3<u32> {
 fn bench(c: &mut Criterion) {
     let vol = blobs((64, 512, 512), 1_600);
     let mask = vol.mapv(|v| v != 0).into_dyn();
+    let seg = Segmentation::from_labels(vol.view(), 1, true).unwrap();
     let vol = vol.into_dyn();
     let mut g = c.benchmark_group("morphology/64x512x512");
     g.sample_size(10)
@@ -42,6 +46,12 @@ fn bench(c: &mut Criterion) {
         g.bench_function(format!("dilate_labels_{steps}"), |b| {
             b.iter(|| dilate_labels(vol.view(), steps).unwrap())
         });
+    }
+    for (erode, dilate, fill) in [(2, 0, false), (0, 2, false), (0, 8, false), (0, 0, true)] {
+        g.bench_function(
+            format!("apply_object_ops_e{erode}_d{dilate}_f{}", fill as u8),
+            |b| b.iter(|| apply_object_ops(&seg, erode, dilate, fill).unwrap()),
+        );
     }
     g.finish();
 }
