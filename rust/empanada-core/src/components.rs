@@ -3,8 +3,9 @@
 //! Run-based two-pass union-find: each row is cut into maximal runs of one nonzero value,
 //! runs are linked to touching runs of the same value in the already-scanned neighbour rows,
 //! and the final ids are painted run by run. Label volumes have long runs, so the union-find
-//! works on a few runs per row instead of every voxel. Dense 3D labels with 26-connectivity
-//! find their neighbour runs through per-column maps of recent rows instead of searching.
+//! works on a few runs per row instead of every voxel. Dense 3D labels in small slices, with
+//! 26-connectivity, find their neighbour runs through per-column maps of recent rows instead
+//! of searching.
 //!
 //! Multi-label: distinct values never merge; one value in two pieces gives two components.
 //! Binary mode treats every nonzero value as one class. Components are numbered 1..N in
@@ -545,19 +546,30 @@ impl Map<'_> {
     }
 }
 
-/// Whether [`RowMaps`] pay for rows of `width` whose runs start at `row_off`: a map costs
-/// its whole row to build, and saves a search per run, so only rows crowded with runs gain.
-/// A/B against the searching linker on the neurons, labels dropped to thin them out (one
-/// thread): 1.05-1.08x at a run per 23 columns of a row with runs, 1.0x at 39, 0.9x at 92
-/// and beyond, and 0.84x on the VNC mitochondria (a run per 650 columns).
-fn use_maps(row_off: &[usize], width: usize) -> bool {
+/// Whether [`RowMaps`] pay for slices of `height` rows of `width` whose runs start at
+/// `row_off`. A/B against the searching linker, one thread:
+/// - a map costs its whole row to build and saves a search per run, so only rows crowded
+///   with runs gain: on the neurons, labels dropped to thin them out, 1.05-1.08x at a run
+///   per 23 columns of a row with runs, 0.98x at 39, 0.81x at 92; 0.84x on the VNC
+///   mitochondria (a run per 650 columns);
+/// - the previous slice's maps must stay in L2: the neurons tiled to larger slices gave
+///   1.0x at 500² (a 0.55 MB ring) and 1000² (2.1 MB), 0.70x at 2000² (8 MB).
+fn use_maps(row_off: &[usize], height: usize, width: usize) -> bool {
     let runs = row_off[row_off.len() - 1];
     let busy = row_off.windows(2).filter(|w| w[1] > w[0]).count();
-    width <= MAP_MAX_WIDTH && runs * MAP_COLUMNS_PER_RUN >= busy * width
+    let ring = (height + 2) * (width + MAP_SLACK) * std::mem::size_of::<u16>();
+    runs > 0
+        && width <= MAP_MAX_WIDTH
+        && ring <= MAP_RING_BYTES
+        && runs * MAP_COLUMNS_PER_RUN >= busy * width
 }
 
 /// The most columns per run (over rows with runs) at which [`use_maps`] chooses the maps.
 const MAP_COLUMNS_PER_RUN: usize = 32;
+
+/// The largest ring of maps [`use_maps`] allows: half of a 512 KB L2, so that a slice's maps
+/// are still there when the next slice reads them (the neurons' 250² slices take 150 KB).
+const MAP_RING_BYTES: usize = 256 << 10;
 
 /// Sets `buf[x..x1]` to `v`, storing up to [`MAP_SLACK`] elements past `x1`; a later fill
 /// from `x1` on overwrites them.
@@ -712,7 +724,7 @@ pub fn connected_components_into<T: Pixel>(
         cover: ndim == 3 && conn == 26,
         cover18: ndim == 3 && conn == 18,
         width: width as u32,
-        mapped: ndim == 3 && conn == 26 && use_maps(&runs.row_off, width),
+        mapped: ndim == 3 && conn == 26 && use_maps(&runs.row_off, height as usize, width),
     };
     {
         let mut slices = Vec::with_capacity(nblocks);
@@ -902,21 +914,28 @@ mod tests {
 
     #[test]
     fn c26_against_voxel_oracle() {
-        // Dense rows short enough for the mapped linker; sparse rows, and rows past what
-        // its maps encode, which take the searching one.
+        // Dense rows of small slices for the mapped linker; for the searching one, sparse
+        // rows, rows longer than a map encodes, and slices whose maps overflow the ring.
         let shapes = [
             (5, 6, 7),
             (4, 9, 33),
             (3, 1, 50),
             (3, 4, 300),
-            (2, 3, MAP_MAX_WIDTH + 5),
+            (3, 1, MAP_MAX_WIDTH + 5),
+            (2, 3, MAP_MAX_WIDTH - 5),
         ];
+        for (h, w) in [(1, MAP_MAX_WIDTH + 5), (3, MAP_MAX_WIDTH - 5), (600, 600)] {
+            // One run per row: dense enough, so only the width or the ring rules them out.
+            let row_off: Vec<usize> = (0..=2 * h).collect();
+            assert!(!use_maps(&row_off, h, w), "{h} x {w}");
+            assert!(use_maps(&row_off, h, 31), "{h} x 31");
+        }
         let mut paths = [0; 2];
         for (t, &shape) in shapes.iter().enumerate() {
             for (seed, zeros) in (0..12u64).zip([0, 7].into_iter().cycle()) {
                 let a = runs_volume(shape, seed * 31 + t as u64, zeros);
                 let row_off = scan_rows(a.as_slice().unwrap(), shape.2, false).row_off;
-                let mapped = use_maps(&row_off, shape.2);
+                let mapped = use_maps(&row_off, shape.1, shape.2);
                 paths[mapped as usize] += 1;
                 let (o, n) = connected_components(a.view().into_dyn(), Some(26), false).unwrap();
                 let msg = format!("{shape:?} seed {seed} mapped {mapped}");
