@@ -32,6 +32,19 @@ where
     }
 }
 
+/// `Ok` if `a` is C-contiguous, else the error of [`not_contiguous`] for `param`.
+pub fn contiguous<T: numpy::Element>(
+    a: &numpy::PyReadonlyArrayDyn<'_, T>,
+    param: &str,
+) -> PyResult<()> {
+    use numpy::PyUntypedArrayMethods;
+    if a.is_c_contiguous() {
+        Ok(())
+    } else {
+        Err(not_contiguous(param))
+    }
+}
+
 pub fn not_contiguous(param: &str) -> PyErr {
     ContiguityError::new_err(format!(
         "{param}: array is not C-contiguous; pass `np.ascontiguousarray({param})`"

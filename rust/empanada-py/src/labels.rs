@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
 use crate::errors::{InvalidArgumentError, ShapeError};
-use crate::kernel::{self, not_contiguous};
+use crate::kernel::{self, contiguous, not_contiguous};
 
 /// A 1-D integer array (or sequence) of non-negative ids, widened to u64.
 fn id_vector(obj: &Bound<'_, PyAny>, param: &'static str) -> PyResult<Vec<u64>> {
@@ -40,17 +40,6 @@ fn id_vector(obj: &Bound<'_, PyAny>, param: &'static str) -> PyResult<Vec<u64>> 
         }
         Ok(v.iter().map(|x: &T| x.to_u64()).collect())
     })
-}
-
-fn contiguous<T: numpy::Element>(
-    a: &numpy::PyReadonlyArrayDyn<'_, T>,
-    param: &str,
-) -> PyResult<()> {
-    if a.is_c_contiguous() {
-        Ok(())
-    } else {
-        Err(not_contiguous(param))
-    }
 }
 
 /// Maps labels through `keys -> values`; others keep their id, or become `default`.

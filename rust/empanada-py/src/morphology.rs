@@ -2,11 +2,11 @@
 //! of labels into background.
 
 use empanada_core::morphology as core;
-use numpy::{IntoPyArray, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
+use numpy::{IntoPyArray, PyArrayDyn, PyArrayMethods};
 use pyo3::prelude::*;
 
 use crate::errors::to_py;
-use crate::kernel::{self, not_contiguous, wrong_dtype};
+use crate::kernel::{self, contiguous, wrong_dtype};
 
 /// A count of morphology steps given as `param`: a typed error when negative.
 pub fn step_count(param: &'static str, steps: i64) -> PyResult<usize> {
@@ -28,9 +28,7 @@ fn erode_mask<'py>(mask: &Bound<'py, PyAny>, steps: i64) -> PyResult<Bound<'py, 
         .cast::<PyArrayDyn<bool>>()
         .map_err(|_| wrong_dtype("mask", mask, "bool"))?
         .readonly();
-    if !a.is_c_contiguous() {
-        return Err(not_contiguous("mask"));
-    }
+    contiguous(&a, "mask")?;
     let view = a.as_array();
     let out = kernel::run(py, || core::erode_mask(view, steps))?;
     Ok(out.into_pyarray(py).into_any())
@@ -43,9 +41,7 @@ fn dilate_labels<'py>(labels: &Bound<'py, PyAny>, steps: i64) -> PyResult<Bound<
     let py = labels.py();
     let steps = step_count("steps", steps)?;
     crate::with_label_array!(labels, "labels", |a: T| {
-        if !a.is_c_contiguous() {
-            return Err(not_contiguous("labels"));
-        }
+        contiguous(&a, "labels")?;
         let view = a.as_array();
         let out = kernel::run(py, || core::dilate_labels(view, steps))?;
         Ok(out.into_pyarray(py).into_any())
