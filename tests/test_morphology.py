@@ -106,6 +106,11 @@ def test_real_data_matches_scipy():
         (lambda: er.dilate_labels(np.ones((2, 2, 2, 2), np.uint8), 1), er.ShapeError, "labels"),
         (lambda: er.dilate_labels(-np.ones((3, 3), np.int16), 1), er.InvalidArgumentError, ">= 0"),
         (lambda: er.dilate_labels(np.ones((3, 3), np.int16), -2), er.InvalidArgumentError, "steps"),
+        (
+            lambda: er.dilate_labels(np.ones((3, 6), np.uint16)[:, ::2], 1),
+            er.ContiguityError,
+            "labels",
+        ),
     ],
 )
 def test_bad_input(call, error, match):
