@@ -383,6 +383,14 @@ unsafe fn step_pointers<L>(
     (src as *const _, dst as *mut _)
 }
 
+/// How far ahead of the step being mapped its input is prefetched, in 32-byte steps (2 KB).
+/// On the project's VM the hardware prefetchers leave a single thread's memory idle while
+/// it maps: asking ahead raised u32 into a buffer from 1.74 to 2.19 GVx/s on the neurons
+/// and 1.87 to 2.55 on the VNC (A/B in one process); 16 to 256 steps all gave the same.
+/// The same hint in the components' row scan and painting, and in the statistics' scan,
+/// was no faster.
+const PREFETCH_STEPS: usize = 64;
+
 /// Writes one 32-byte step at the 32-byte aligned `dst`: streamed past the caches into a
 /// separate output (`STREAM`), a plain store in place.
 ///
@@ -443,6 +451,8 @@ unsafe fn map_dense32_avx2<L: Label, const STREAM: bool>(
     let mut prev_mapped = _mm256_set1_epi32(lookup(first) as i32);
     let mut sign = prev;
     for k in 0..steps {
+        // A hint only: past the end it reads nothing, hence `wrapping_add`.
+        _mm_prefetch::<_MM_HINT_T0>(src.wrapping_add(k + PREFETCH_STEPS) as *const i8);
         let v = _mm256_loadu_si256(src.add(k));
         let same = _mm256_cmpeq_epi32(v, prev);
         let end = _mm256_permutevar8x32_epi32(v, lane7);
@@ -514,6 +524,8 @@ unsafe fn map_full16_avx2<L: Label, const STREAM: bool>(
     let mut prev_mapped = _mm256_set1_epi16(lookup(first) as i16);
     let mut sign = prev;
     for k in 0..steps {
+        // A hint only: past the end it reads nothing, hence `wrapping_add`.
+        _mm_prefetch::<_MM_HINT_T0>(src.wrapping_add(k + PREFETCH_STEPS) as *const i8);
         let v = _mm256_loadu_si256(src.add(k));
         let same = _mm256_cmpeq_epi16(v, prev);
         let e = _mm256_extract_epi16::<15>(v) as u16;
