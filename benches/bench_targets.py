@@ -6,8 +6,9 @@ Reports wall and process-CPU medians (MVx/s or GVx/s), and the best wall time's 
 connected components (26/6; into a fresh array and into a reused buffer, `out=`),
 `relabel` into a reused buffer and in place (`out=`), and `label_statistics`, for uint16
 and uint32 copies of the neuroproof neurons and the VNC mitochondria. A numpy copy of each
-array into a reused buffer runs beside them: the memory ceiling of a relabelling pass at
-that moment (this VM's memory bandwidth swings with its neighbours). Run it with
+array into a reused buffer runs beside them: what a plain pass over the same memory costs
+at that moment (this VM's memory bandwidth swings with its neighbours; relabel streams its
+output and prefetches its input, so it can outrun numpy's copy). Run it with
 RAYON_NUM_THREADS=1 so the figures are per core."""
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def main() -> None:
                     1e9,
                 ),
                 "relabel in place": (lambda w=work, k=keys: er.relabel(w, k, k, out=w), 1e9),
-                "numpy copy out=buffer (ceiling)": (
+                "numpy copy out=buffer (same minute)": (
                     lambda v=v, b=copy_buf: np.copyto(b, v),
                     1e9,
                 ),
