@@ -384,11 +384,11 @@ unsafe fn step_pointers<L>(
 }
 
 /// How far ahead of the step being mapped its input is prefetched, in 32-byte steps (2 KB).
-/// On the project's VM the hardware prefetchers leave a single thread's memory idle while
-/// it maps: asking ahead raised u32 into a buffer from 1.74 to 2.19 GVx/s on the neurons
-/// and 1.87 to 2.55 on the VNC (A/B in one process); 16 to 256 steps all gave the same.
-/// The same hint in the components' row scan and painting, and in the statistics' scan,
-/// was no faster.
+/// On the project's VM a single thread left to the hardware prefetchers mapped slower than
+/// its memory allows: asking ahead raised u32 into a buffer from 1.74 to 2.19 GVx/s on the
+/// neurons and 1.87 to 2.55 on the VNC (A/B in one process); 16 to 256 steps all gave the
+/// same. The same hint in the components' row scan and painting, and in the statistics'
+/// scan, was no faster.
 const PREFETCH_STEPS: usize = 64;
 
 /// Writes one 32-byte step at the 32-byte aligned `dst`: streamed past the caches into a
