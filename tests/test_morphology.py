@@ -46,6 +46,49 @@ def test_dilate_matches_step_loop(labels, steps):
     np.testing.assert_array_equal(got, ref.dilate_labels(labels, steps))
 
 
+def _palette(kind, rng):
+    """Background and 12 ids: small ones, ids past 2**24 (32-bit words), or past 2**32
+    (ranks)."""
+    if kind == "narrow":
+        ids = rng.choice(np.arange(1, 40), 12, replace=False)
+        return np.array([0, *ids], np.uint16)
+    if kind == "wide32":
+        ids = rng.integers(2**24, 2**32, 12, dtype=np.uint64)
+        return np.array([0, *ids], np.uint32)
+    ids = rng.integers(2**32, 2**62, 12, dtype=np.int64)
+    return np.array([0, *ids], np.int64)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.integers(0, 2**32 - 1),
+    st.sampled_from([1, 2, 3, 5, 9, 14]),
+    st.sampled_from(["narrow", "wide32", "wide64"]),
+)
+def test_dilate_matches_step_loop_on_larger_volumes(seed, steps, kind):
+    """Rows long enough for several doublings along x, several planes, crowded ties, and
+    every word width of the nearest-object passes."""
+    rng = np.random.default_rng(seed)
+    shape = tuple(int(rng.integers(1, n)) for n in (7, 20, 45))
+    palette = _palette(kind, rng)
+    idx = np.where(rng.random(shape) < 0.06, rng.integers(1, len(palette), shape), 0)
+    labels = palette[idx]
+    got = er.dilate_labels(labels, steps)
+    assert got.dtype == labels.dtype
+    np.testing.assert_array_equal(got, ref.dilate_labels(labels, steps))
+
+
+@pytest.mark.parametrize("steps", [254, 255, 300, 10**6])
+def test_dilate_past_255_steps(steps):
+    """Step counts past the 8 bits of distance of the narrow words."""
+    labels = np.zeros((1, 3, 700), np.uint32)
+    labels[0, 0, 5] = 4
+    labels[0, 2, 400] = 9
+    labels[0, 1, 650] = 2
+    want = ref.dilate_labels(labels, min(steps, 710))
+    np.testing.assert_array_equal(er.dilate_labels(labels, steps), want)
+
+
 @pytest.mark.parametrize("shape", [(40, 57), (9, 31, 23)])
 @pytest.mark.parametrize("steps", [1, 3, 12])
 def test_same_as_scipy(shape, steps):
