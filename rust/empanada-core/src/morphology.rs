@@ -159,9 +159,9 @@ fn relax<D: Dist>(dst: &mut [D], src: &[D], one: D) {
 /// to it too, so the path carries its id, or a larger one, all the way. The voxel so ends
 /// with the largest id among its nearest labelled voxels, if they are at most `steps` away.
 /// Those (distance, id) pairs compose axis by axis like the distances of [`erode_mask`],
-/// ties going to the larger id, so a pass each way along x, then y, then z finds them
-/// exactly, at a cost that grows with `log2(steps)` only, however crowded the objects. A
-/// single step costs less grown from the objects' surfaces ([`grow`]).
+/// ties going to the larger id, so passes along x (by doubling), then one each way along y
+/// and z, find them exactly, at a cost that grows with `log2(steps)` only, however crowded
+/// the objects. A single step costs less grown from the objects' surfaces ([`grow`]).
 pub fn dilate_labels<L: Label>(labels: ArrayViewD<'_, L>, steps: usize) -> Result<ArrayD<L>> {
     let dims = zyx("labels", labels.shape())?;
     let shape = IxDyn(labels.shape());
@@ -208,8 +208,9 @@ pub fn dilate_labels<L: Label>(labels: ArrayViewD<'_, L>, steps: usize) -> Resul
 }
 
 /// A voxel's nearest labelled voxel as one word, `(far - distance) << S | id` with
-/// `far = steps + 1` (`S` = 24 or 32 bits): the larger word is the nearer voxel, or the larger id at equal
-/// distance, and a step further on is `STEP` less, so that every pass is a max.
+/// `far = steps + 1` and `S` 24 or 32 bits: the larger word is the nearer voxel, or the
+/// larger id at equal distance, and a step further on is `STEP` less, so that every pass is
+/// a max.
 trait Key: Copy + Default + Ord + Send + Sync + std::ops::Sub<Output = Self> + 'static {
     /// The largest `far` the word holds.
     const FAR_MAX: u64;
