@@ -215,7 +215,6 @@ trait Key: Copy + Default + Ord + Send + Sync + std::ops::Sub<Output = Self> + '
     /// The largest `far` the word holds.
     const FAR_MAX: u64;
     const STEP: Self;
-    const ZERO: Self;
     fn word(far: u64, id: u32) -> Self;
     fn id(self) -> u32;
     /// `t` steps further on, as a difference of words.
@@ -232,7 +231,6 @@ trait Key: Copy + Default + Ord + Send + Sync + std::ops::Sub<Output = Self> + '
 impl Key for u32 {
     const FAR_MAX: u64 = 0xff;
     const STEP: Self = 1 << 24;
-    const ZERO: Self = 0;
     #[inline(always)]
     fn word(far: u64, id: u32) -> Self {
         (far as u32) << 24 | id
@@ -254,7 +252,6 @@ impl Key for u32 {
 impl Key for u64 {
     const FAR_MAX: u64 = u32::MAX as u64;
     const STEP: Self = 1 << 32;
-    const ZERO: Self = 0;
     #[inline(always)]
     fn word(far: u64, id: u32) -> Self {
         far << 32 | id as u64
@@ -285,7 +282,7 @@ fn ids<K: Key, L: Label, const IDS: bool>(
             *w = if *w >= K::STEP {
                 K::of_id(w.id())
             } else {
-                K::ZERO
+                K::default()
             };
         });
         let words: Box<dyn Any> = Box::new(words);

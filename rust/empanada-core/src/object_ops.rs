@@ -114,15 +114,7 @@ fn apply_class(objects: &RleObjects, shape: [usize; 3], op: ObjectOp) -> Result<
             "more than 2**32 - 2 objects in one class",
         ));
     }
-    // Crops are painted with each id's 1-based rank among the class's ids, not the id: four
-    // bytes a voxel, and the rules "largest id wins" (dilation) and "smaller id wins" (hole
-    // filling ties) compare ranks as they would ids.
-    let mut order: Vec<usize> = (0..objects.len()).collect();
-    order.sort_by_key(|&i| (objects.ids[i], i));
-    let mut rank = vec![0u64; objects.len()];
-    for (r, &i) in order.iter().enumerate() {
-        rank[i] = r as u64 + 1;
-    }
+    let (order, rank) = ranks(objects);
     let blocks = match op {
         ObjectOp::Dilate(n) => BlockGrid::cheaper(objects, shape, n),
         _ => None,
@@ -150,15 +142,29 @@ fn apply_class(objects: &RleObjects, shape: [usize; 3], op: ObjectOp) -> Result<
     Ok(out)
 }
 
+/// The objects in order of id, and each object's 1-based rank in that order. Crops and
+/// blocks are painted with ranks, not ids: four bytes a voxel, and the rules "largest id
+/// wins" (dilation) and "smaller id wins" (hole filling ties) compare ranks as they would
+/// ids.
+fn ranks(objects: &RleObjects) -> (Vec<usize>, Vec<u64>) {
+    let mut order: Vec<usize> = (0..objects.len()).collect();
+    order.sort_by_key(|&i| (objects.ids[i], i));
+    let mut rank = vec![0u64; objects.len()];
+    for (r, &i) in order.iter().enumerate() {
+        rank[i] = r as u64 + 1;
+    }
+    (order, rank)
+}
+
 /// Dilation of a whole class block by block. Each object's crop (see [`object`]) dilates
 /// every object reaching into it, so crowded objects are dilated again for each neighbour;
 /// a grid of blocks dilates each voxel once. `n` steps look `n` voxels away, so a block's
-/// core is exact when painted with a halo of `n`.
+/// core is exact when painted with a halo of `n` voxels.
 struct BlockGrid {
     shape: [usize; 3],
-    /// Core edge along each axis, and the halo.
+    /// Core edge along each axis.
     core: [usize; 3],
-    halo: usize,
+    /// The steps, which are also the halo.
     steps: usize,
     /// The blocks (raveled over the grid) with some object near enough.
     members: Vec<usize>,
@@ -175,8 +181,7 @@ impl BlockGrid {
     fn plan(objects: &RleObjects, shape: [usize; 3], n: usize) -> (Self, u128, u128) {
         // No voxel is further than the sum of the sizes from another.
         let steps = n.min(shape.iter().sum());
-        let halo = steps;
-        let core = shape.map(|s| s.min(BLOCK_EDGE.max(4 * halo)).max(1));
+        let core = shape.map(|s| s.min(BLOCK_EDGE.max(4 * steps)).max(1));
         let nb = [0, 1, 2].map(|a| shape[a].div_ceil(core[a]));
         let mut near = vec![false; nb.iter().product()];
         let mut crops = 0u128;
@@ -191,8 +196,8 @@ impl BlockGrid {
                 .map(|e| e as u128)
                 .product::<u128>();
             // Blocks whose core, widened by the halo, meets the box.
-            let first = [0, 1, 2].map(|a| lo[a].saturating_sub(halo) / core[a]);
-            let end = [0, 1, 2].map(|a| ((hi[a] + halo).div_ceil(core[a])).min(nb[a]));
+            let first = [0, 1, 2].map(|a| lo[a].saturating_sub(steps) / core[a]);
+            let end = [0, 1, 2].map(|a| ((hi[a] + steps).div_ceil(core[a])).min(nb[a]));
             for z in first[0]..end[0] {
                 for y in first[1]..end[1] {
                     for x in first[2]..end[2] {
@@ -205,7 +210,6 @@ impl BlockGrid {
         let grid = BlockGrid {
             shape,
             core,
-            halo,
             steps,
             members,
         };
@@ -224,8 +228,8 @@ impl BlockGrid {
     /// Origin and size of the `k`-th member block with its halo, clipped to the volume.
     fn extent(&self, k: usize) -> ([usize; 3], [usize; 3]) {
         let (c0, c1) = self.core_of(k);
-        let origin = [0, 1, 2].map(|a| c0[a].saturating_sub(self.halo));
-        let end = [0, 1, 2].map(|a| (c1[a] + self.halo).min(self.shape[a]));
+        let origin = [0, 1, 2].map(|a| c0[a].saturating_sub(self.steps));
+        let end = [0, 1, 2].map(|a| (c1[a] + self.steps).min(self.shape[a]));
         (origin, [0, 1, 2].map(|a| end[a] - origin[a]))
     }
 
@@ -444,12 +448,7 @@ mod tests {
             let seg = seg(&vol);
             let objects = &seg.classes[0].objects;
             let shape = [shape.0, shape.1, shape.2];
-            let mut order: Vec<usize> = (0..objects.len()).collect();
-            order.sort_by_key(|&i| (objects.ids[i], i));
-            let mut rank = vec![0u64; objects.len()];
-            for (r, &i) in order.iter().enumerate() {
-                rank[i] = r as u64 + 1;
-            }
+            let (order, rank) = ranks(objects);
             for n in [1, 2, 3, 7, 40] {
                 let (grid, ..) = BlockGrid::plan(objects, shape, n);
                 let blocks = grid.dilate(objects, &rank, &order).unwrap();
