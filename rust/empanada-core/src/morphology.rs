@@ -59,22 +59,126 @@ macro_rules! impl_dist {
 impl_dist!(u8, u16, u32);
 
 /// Whether each voxel's distance to the nearest unset voxel exceeds `steps`.
-fn survivors<D: Dist>(data: &[bool], [nz, ny, nx]: [usize; 3], steps: usize) -> Vec<bool> {
+fn survivors<D: Dist>(data: &[bool], dims: [usize; 3], steps: usize) -> Vec<bool> {
     let cap = D::of(steps + 1);
-    let one = D::of(1);
     let mut d: Vec<D> = data
         .par_iter()
         .map(|&m| if m { cap } else { D::ZERO })
         .collect();
+    min_plus(&mut d, dims, steps);
+    d.par_iter().map(|&v| v == cap).collect()
+}
+
+/// `d[p] = min over q of d[q] + |p - q|` (city-block), capped at `steps + 1`.
+fn min_plus<D: Dist>(d: &mut [D], dims: [usize; 3], steps: usize) {
+    let one = D::of(1);
     // Along x by doubling: each voxel ends with the least of `d[x ± t] + t` over every t
     // below the cap, which is all a capped distance needs.
     separable(
-        &mut d,
-        [nz, ny, nx],
+        d,
+        dims,
         |row, tmp| double_along(row, tmp, steps + 1, |a, b, t| a.min(b.plus(D::of(t)))),
         |dst, src| relax(dst, src, one),
     );
-    d.par_iter().map(|&v| v == cap).collect()
+}
+
+/// `labels` with every object eroded `steps` times on its own mask, as [`erode_mask`]
+/// erodes one: a voxel keeps its id iff no voxel of another id, background included, lies
+/// within city-block distance `steps`. The array border does not erode.
+///
+/// All objects at once need each labelled voxel's distance to the nearest voxel of another
+/// id. [`erode_mask`]'s passes give it unchanged when started at 0 on background, 1 on the
+/// voxels with a face neighbour of another id, and the cap elsewhere. If `q` is the voxel
+/// of another id nearest to `p`, the voxels of a shortest path before `q` are all `p`'s
+/// own, so the last of them starts at 1 (or `q` at 0, when it is background) and the passes
+/// find `|p - q|`. They never find less: a start of 1 on a voxel `r` of another id adds at
+/// least `|p - r| + 1`, and one on a voxel of `p`'s id lies next to a voxel of another id.
+pub fn erode_labels<L: Label>(labels: ArrayViewD<'_, L>, steps: usize) -> Result<ArrayD<L>> {
+    on_labels(labels, steps, |data, dims, steps| {
+        // No two voxels are further apart than the sum of the sizes.
+        let steps = steps.min(dims.iter().sum());
+        if steps < u8::MAX as usize {
+            kept::<u8, L>(data, dims, steps)
+        } else if steps < u16::MAX as usize {
+            kept::<u16, L>(data, dims, steps)
+        } else {
+            kept::<u32, L>(data, dims, steps.min(u32::MAX as usize - 1))
+        }
+    })
+}
+
+/// `f(data, dims, steps)` on `labels` in C order with its `(z, y, x)` sizes, after the
+/// checks the label morphology shares; no steps or no voxels give a copy.
+fn on_labels<L: Label>(
+    labels: ArrayViewD<'_, L>,
+    steps: usize,
+    f: impl FnOnce(&[L], [usize; 3], usize) -> Vec<L>,
+) -> Result<ArrayD<L>> {
+    let dims = zyx("labels", labels.shape())?;
+    let shape = IxDyn(labels.shape());
+    let labels = labels.as_standard_layout();
+    let data = labels.as_slice().expect("standard layout");
+    crate::label::check_non_negative("labels", data)?;
+    let out = if steps == 0 || data.is_empty() {
+        data.to_vec()
+    } else {
+        f(data, dims, steps)
+    };
+    Ok(ArrayD::from_shape_vec(shape, out).expect("same shape"))
+}
+
+/// The labels of [`erode_labels`]: each voxel's id where no other id is within `steps`.
+fn kept<D: Dist, L: Label>(data: &[L], [nz, ny, nx]: [usize; 3], steps: usize) -> Vec<L> {
+    let (cap, one) = (D::of(steps + 1), D::of(1));
+    let mut d: Vec<D> = vec![D::ZERO; data.len()];
+    d.par_chunks_mut(nx).enumerate().for_each_init(
+        || vec![false; nx],
+        |differs, (r, drow)| {
+            let (z, y) = (r / ny, r % ny);
+            let row = &data[r * nx..(r + 1) * nx];
+            // Whether a face neighbour inside the array holds another id: whole rows
+            // compared at a time, so that the tests vectorise.
+            differs[0] = false;
+            for (f, (&a, &b)) in differs[1..].iter_mut().zip(row.iter().zip(&row[1..])) {
+                *f = a != b;
+            }
+            for (f, (&a, &b)) in differs.iter_mut().zip(row.iter().zip(&row[1..])) {
+                *f |= a != b;
+            }
+            let line = |q: usize| &data[q * nx..(q + 1) * nx];
+            let nbrs = [
+                (y > 0).then(|| line(r - 1)),
+                (y + 1 < ny).then(|| line(r + 1)),
+                (z > 0).then(|| line(r - ny)),
+                (z + 1 < nz).then(|| line(r + ny)),
+            ];
+            for nb in nbrs.into_iter().flatten() {
+                for (f, (&a, &b)) in differs.iter_mut().zip(row.iter().zip(nb)) {
+                    *f |= a != b;
+                }
+            }
+            for ((o, &v), &f) in drow.iter_mut().zip(row).zip(differs.iter()) {
+                *o = if v.is_zero() {
+                    D::ZERO
+                } else if f {
+                    one
+                } else {
+                    cap
+                };
+            }
+        },
+    );
+    min_plus(&mut d, [nz, ny, nx], steps);
+    let mut out: Vec<L> = zeroed_buffer(data.len());
+    out.par_iter_mut()
+        .zip(data)
+        .zip(&d)
+        .for_each(|((o, &v), &e)| {
+            if e == cap {
+                *o = v;
+            }
+        });
+    out
 }
 
 /// A separable pass over a `(z, y, x)` volume: `along_x(row, scratch)` on every row, then
@@ -163,48 +267,41 @@ fn relax<D: Dist>(dst: &mut [D], src: &[D], one: D) {
 /// and z, find them exactly, at a cost that grows with `log2(steps)` only, however crowded
 /// the objects. A single step costs less grown from the objects' surfaces ([`grow`]).
 pub fn dilate_labels<L: Label>(labels: ArrayViewD<'_, L>, steps: usize) -> Result<ArrayD<L>> {
-    let dims = zyx("labels", labels.shape())?;
-    let shape = IxDyn(labels.shape());
-    let labels = labels.as_standard_layout();
-    let data = labels.as_slice().expect("standard layout");
-    crate::label::check_non_negative("labels", data)?;
-    if steps == 0 || data.is_empty() {
-        return Ok(ArrayD::from_shape_vec(shape, data.to_vec()).expect("same shape"));
-    }
-    // The frontier holds coordinates as `u32`.
-    if steps <= FRONTIER_STEPS && dims.iter().all(|&n| n <= u32::MAX as usize) {
-        let mut out = zeroed_buffer(data.len());
-        out.copy_from_slice(data);
-        grow(&mut out, dims, steps);
-        return Ok(ArrayD::from_shape_vec(shape, out).expect("same shape"));
-    }
-    // Words of 8 bits of distance and 24 of id when both fit, else 32 and 32 (see `Key`).
-    let top = data.par_iter().map(|v| v.to_u64()).max().unwrap_or(0);
-    // No two voxels are further apart than the sum of the sizes: more steps change nothing.
-    let steps = steps.min(dims.iter().sum());
-    let out: Vec<L> = if steps < u8::MAX as usize && top < 1 << 24 {
-        ids::<_, _, true>(
-            nearest::<u32, L>(data, |v| v.to_u64() as u32, dims, steps),
-            |k| L::from_u64(k as u64),
-        )
-    } else if top <= u32::MAX as u64 {
-        ids::<_, _, true>(
-            nearest::<u64, L>(data, |v| v.to_u64() as u32, dims, steps),
-            |k| L::from_u64(k as u64),
-        )
-    } else {
-        // Only the order of ids matters: ids past 32 bits are replaced by their ranks, with
-        // background first so that it keeps rank 0.
-        let mut ranks = data.to_vec();
-        ranks.push(L::default());
-        ranks.par_sort_unstable();
-        ranks.dedup();
-        let rank = |v: L| ranks.binary_search(&v).expect("a label of the array") as u32;
-        ids::<_, _, false>(nearest::<u64, L>(data, rank, dims, steps), |k| {
-            ranks[k as usize]
-        })
-    };
-    Ok(ArrayD::from_shape_vec(shape, out).expect("same shape"))
+    on_labels(labels, steps, |data, dims, steps| {
+        // The frontier holds coordinates as `u32`.
+        if steps <= FRONTIER_STEPS && dims.iter().all(|&n| n <= u32::MAX as usize) {
+            let mut out = zeroed_buffer(data.len());
+            out.copy_from_slice(data);
+            grow(&mut out, dims, steps);
+            return out;
+        }
+        // Words of 8 bits of distance and 24 of id when both fit, else 32 and 32 (`Key`).
+        let top = data.par_iter().map(|v| v.to_u64()).max().unwrap_or(0);
+        // No two voxels are further apart than the sum of the sizes.
+        let steps = steps.min(dims.iter().sum());
+        if steps < u8::MAX as usize && top < 1 << 24 {
+            ids::<_, _, true>(
+                nearest::<u32, L>(data, |v| v.to_u64() as u32, dims, steps),
+                |k| L::from_u64(k as u64),
+            )
+        } else if top <= u32::MAX as u64 {
+            ids::<_, _, true>(
+                nearest::<u64, L>(data, |v| v.to_u64() as u32, dims, steps),
+                |k| L::from_u64(k as u64),
+            )
+        } else {
+            // Only the order of ids matters: ids past 32 bits are replaced by their ranks,
+            // with background first so that it keeps rank 0.
+            let mut ranks = data.to_vec();
+            ranks.push(L::default());
+            ranks.par_sort_unstable();
+            ranks.dedup();
+            let rank = |v: L| ranks.binary_search(&v).expect("a label of the array") as u32;
+            ids::<_, _, false>(nearest::<u64, L>(data, rank, dims, steps), |k| {
+                ranks[k as usize]
+            })
+        }
+    })
 }
 
 /// A voxel's nearest labelled voxel as one word, `(far - distance) << S | id` with
