@@ -4,9 +4,9 @@ The reference decodes each class to a dense volume, applies grey morphology and 
 with connected components; design §3 asks to work per object instead. The core
 (:meth:`Segmentation.apply_object_ops`) handles each object in a crop around its box,
 painted with every object of its class that reaches into it, objects in parallel, so memory
-is bounded by the largest object, never the volume. Dilation of a crowded class instead
-runs block by block (blocks with a halo of n voxels, when they hold fewer voxels than the
-crops), so memory is then bounded by a block:
+is bounded by the largest object, never the volume. Erosion and dilation of a crowded
+class instead run block by block (blocks with a halo of n voxels, when they hold fewer
+voxels than the crops), so memory is then bounded by a block:
 
 - ``erode`` n: an object loses the voxels within n face-steps of anything that is not
   itself (background or another object); the volume border does not erode (as the

@@ -1,12 +1,13 @@
 //! Criterion benches of the face-neighbour morphology on a generated volume of sparse
 //! blobs (cubes of 6-14 voxels a side over ~10 % of the volume, like organelles), at the
 //! step counts of the 3D filters' range (spec §5.6.3: 0-50), and the per-object filters
-//! (`apply_object_ops`) on the same blobs as a segmentation.
+//! (`apply_object_ops`) on the same blobs as a segmentation; then erosion and dilation of
+//! crowded blobs (neurons-like: most voxels in some object, objects pressed together).
 
 mod common;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use empanada_core::morphology::{dilate_labels, erode_mask};
+use empanada_core::morphology::{dilate_labels, erode_labels, erode_mask};
 use empanada_core::object_ops::apply_object_ops;
 use empanada_core::segmentation::Segmentation;
 use ndarray::Array3;
@@ -52,6 +53,26 @@ fn bench(c: &mut Criterion) {
             format!("apply_object_ops_e{erode}_d{dilate}_f{}", fill as u8),
             |b| b.iter(|| apply_object_ops(&seg, erode, dilate, fill).unwrap()),
         );
+    }
+    g.finish();
+
+    let vol = blobs((64, 256, 256), 6_000);
+    let seg = Segmentation::from_labels(vol.view(), 1, true).unwrap();
+    let vol = vol.into_dyn();
+    let mut g = c.benchmark_group("morphology/crowded_64x256x256");
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(2))
+        .warm_up_time(Duration::from_millis(500))
+        .throughput(Throughput::Elements(vol.len() as u64));
+    for steps in [1usize, 3, 10] {
+        g.bench_function(format!("erode_labels_{steps}"), |b| {
+            b.iter(|| erode_labels(vol.view(), steps).unwrap())
+        });
+    }
+    for (erode, dilate) in [(1, 0), (2, 0), (5, 0), (0, 2)] {
+        g.bench_function(format!("apply_object_ops_e{erode}_d{dilate}"), |b| {
+            b.iter(|| apply_object_ops(&seg, erode, dilate, false).unwrap())
+        });
     }
     g.finish();
 }

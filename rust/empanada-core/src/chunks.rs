@@ -171,11 +171,28 @@ pub fn paint_block<T: Label>(
     check_objects(objects, ids)?;
     check_block(shape, origin, block, out.len())?;
     check_ids::<T>(ids)?;
+    paint_listed(objects, ids, 0..ids.len(), shape, origin, block, out);
+    Ok(())
+}
+
+/// [`paint_block`] for the objects `which` only (ascending, so that later objects still
+/// win), its checks left to the caller: for one caller painting many blocks of objects it
+/// has checked once, each with the few objects that reach it.
+pub(crate) fn paint_listed<T: Label>(
+    objects: &RleObjects,
+    ids: &[u64],
+    which: impl IntoIterator<Item = usize>,
+    shape: [usize; 3],
+    origin: [usize; 3],
+    block: [usize; 3],
+    out: &mut [T],
+) {
     let [h, w] = [shape[1] as i64, shape[2] as i64];
     let lo = (origin[0] as i64 * h + origin[1] as i64) * w + origin[2] as i64;
     let last = [0, 1, 2].map(|a| (origin[a] + block[a] - 1) as i64);
     let hi = (last[0] * h + last[1]) * w + last[2] + 1;
-    for (i, &id) in ids.iter().enumerate() {
+    for i in which {
+        let id = ids[i];
         let b = &objects.boxes[6 * i..6 * i + 6];
         if (0..3).any(|a| b[a] >= (origin[a] + block[a]) as i64 || b[a + 3] <= origin[a] as i64) {
             continue;
@@ -189,10 +206,9 @@ pub fn paint_block<T: Label>(
             paint_run(starts[j], runs[j], v, shape, origin, block, out);
         }
     }
-    Ok(())
 }
 
-fn check_objects(objects: &RleObjects, ids: &[u64]) -> Result<()> {
+pub(crate) fn check_objects(objects: &RleObjects, ids: &[u64]) -> Result<()> {
     let n = objects.len();
     if ids.len() != n {
         return Err(Error::shape(

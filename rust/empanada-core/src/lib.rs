@@ -2,6 +2,7 @@
 //!
 //! No Python here: the `empanada-py` crate converts arrays and errors and nothing else.
 
+mod box_index;
 pub mod chunks;
 pub mod components;
 pub mod consensus;
@@ -23,4 +24,19 @@ pub mod tiles;
 pub mod unionfind;
 
 pub use error::{Error, Result};
+
+/// Helpers of the crate's tests and benches, not part of its API.
+#[doc(hidden)]
+pub mod testing {
+    /// A xorshift64 stream of numbers below the argument: reproducible inputs without a
+    /// crate.
+    pub fn xorshift(mut s: u64) -> impl FnMut(usize) -> usize {
+        move |m: usize| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s % m as u64) as usize
+        }
+    }
+}
 pub use label::Label;

@@ -3,9 +3,9 @@
 //! The reference decodes each class to a dense volume and relabels it afterwards; design §3
 //! asks to work per object or per chunk instead. Each object is handled in a crop around its
 //! box, painted with every object of its class that reaches into the crop, so memory follows
-//! the largest object, never the volume, and objects run in parallel. Dilation instead takes
-//! a grid of blocks with a halo when those hold fewer voxels than the crops (crowded
-//! objects), so memory follows a block.
+//! the largest object, never the volume, and objects run in parallel. Erosion and dilation
+//! instead take a grid of blocks with a halo when those hold fewer voxels than the crops
+//! (crowded objects), so memory follows a block.
 //!
 //! - erode n: an object loses the voxels within n face-steps of anything that is not itself
 //!   (background or another object); the volume border does not erode. An object eroded
@@ -17,9 +17,10 @@
 use ndarray::{ArrayView2, ArrayView3};
 use rayon::prelude::*;
 
-use crate::chunks::paint_block;
+use crate::box_index::BoxIndex;
+use crate::chunks::{check_objects, paint_listed};
 use crate::labels::fill_holes;
-use crate::morphology::{dilate_labels, erode_mask};
+use crate::morphology::{dilate_labels, erode_labels, erode_mask};
 use crate::rle::RleObjects;
 use crate::rowruns::for_each_run;
 use crate::segmentation::{ClassObjects, Segmentation};
@@ -115,15 +116,15 @@ fn apply_class(objects: &RleObjects, shape: [usize; 3], op: ObjectOp) -> Result<
         ));
     }
     let (order, rank) = ranks(objects);
-    let blocks = match op {
-        ObjectOp::Dilate(n) => BlockGrid::cheaper(objects, shape, n),
-        _ => None,
-    };
-    let pieces: Vec<Option<Piece>> = match blocks {
-        Some(grid) => grid.dilate(objects, &rank, &order)?,
+    check_objects(objects, &rank)?;
+    let index = BoxIndex::new(objects, shape);
+    let pieces: Vec<Option<Piece>> = match BlockGrid::cheaper(objects, shape, op) {
+        Some(grid) => grid.apply(objects, &rank, &order, &index)?,
         None => (0..objects.len())
             .into_par_iter()
-            .map(|i| object(objects, &rank, shape, i, op))
+            .map_init(Vec::new, |near, i| {
+                object(objects, &rank, &index, near, shape, i, op)
+            })
             .collect::<Result<_>>()?,
     };
     let mut out = RleObjects {
@@ -156,31 +157,43 @@ fn ranks(objects: &RleObjects) -> (Vec<usize>, Vec<u64>) {
     (order, rank)
 }
 
-/// Dilation of a whole class block by block. Each object's crop (see [`object`]) dilates
-/// every object reaching into it, so crowded objects are dilated again for each neighbour;
-/// a grid of blocks dilates each voxel once. `n` steps look `n` voxels away, so a block's
-/// core is exact when painted with a halo of `n` voxels.
+/// Erosion or dilation of a whole class block by block. Each object's crop (see [`object`])
+/// holds every object reaching into it, so crowded objects are eroded or dilated again for
+/// each neighbour; a grid of blocks handles each voxel once. `n` steps look `n` voxels away,
+/// so a block's core is exact when painted with a halo of `n` voxels.
 struct BlockGrid {
     shape: [usize; 3],
     /// Core edge along each axis.
     core: [usize; 3],
-    /// The steps, which are also the halo.
+    /// Erosion or dilation.
+    op: ObjectOp,
+    /// Its steps, capped at the sum of the sizes; also the halo.
     steps: usize,
     /// The blocks (raveled over the grid) with some object near enough.
     members: Vec<usize>,
 }
 
 impl BlockGrid {
-    /// The grid for `n` steps when its blocks hold fewer voxels than the objects' crops.
-    fn cheaper(objects: &RleObjects, shape: [usize; 3], n: usize) -> Option<Self> {
-        let (grid, blocks, crops) = Self::plan(objects, shape, n);
+    /// The grid for `op` when its blocks hold fewer voxels than the objects' crops; `None`
+    /// for hole filling, which works per slice in the objects' own boxes.
+    fn cheaper(objects: &RleObjects, shape: [usize; 3], op: ObjectOp) -> Option<Self> {
+        let (grid, blocks, crops) = Self::plan(objects, shape, op)?;
         (blocks < crops).then_some(grid)
     }
 
-    /// The grid for `n` steps, the voxels of its blocks and those of the objects' crops.
-    fn plan(objects: &RleObjects, shape: [usize; 3], n: usize) -> (Self, u128, u128) {
+    /// The grid for `op`, the voxels of its blocks and those of the objects' crops.
+    fn plan(objects: &RleObjects, shape: [usize; 3], op: ObjectOp) -> Option<(Self, u128, u128)> {
         // No voxel is further than the sum of the sizes from another.
-        let steps = n.min(shape.iter().sum());
+        let steps = match op {
+            ObjectOp::Erode(n) | ObjectOp::Dilate(n) => n.min(shape.iter().sum()),
+            ObjectOp::FillHoles => return None,
+        };
+        // The crops of [`object`], and how far outside its box an object changes voxels:
+        // dilation grows `steps` out, erosion stays inside.
+        let (margin, reach) = match op {
+            ObjectOp::Dilate(_) => (2 * steps, steps),
+            _ => (1, 0),
+        };
         let core = shape.map(|s| s.min(BLOCK_EDGE.max(4 * steps)).max(1));
         let nb = [0, 1, 2].map(|a| shape[a].div_ceil(core[a]));
         let mut near = vec![false; nb.iter().product()];
@@ -192,12 +205,12 @@ impl BlockGrid {
                 [0, 1, 2].map(|a| b[a + 3].max(0) as usize),
             );
             crops += (0..3)
-                .map(|a| (hi[a] + 2 * steps).min(shape[a]) - lo[a].saturating_sub(2 * steps))
+                .map(|a| (hi[a] + margin).min(shape[a]) - lo[a].saturating_sub(margin))
                 .map(|e| e as u128)
                 .product::<u128>();
-            // Blocks whose core, widened by the halo, meets the box.
-            let first = [0, 1, 2].map(|a| lo[a].saturating_sub(steps) / core[a]);
-            let end = [0, 1, 2].map(|a| ((hi[a] + steps).div_ceil(core[a])).min(nb[a]));
+            // Blocks whose core meets the box widened by the reach.
+            let first = [0, 1, 2].map(|a| lo[a].saturating_sub(reach) / core[a]);
+            let end = [0, 1, 2].map(|a| ((hi[a] + reach).div_ceil(core[a])).min(nb[a]));
             for z in first[0]..end[0] {
                 for y in first[1]..end[1] {
                     for x in first[2]..end[2] {
@@ -210,6 +223,7 @@ impl BlockGrid {
         let grid = BlockGrid {
             shape,
             core,
+            op,
             steps,
             members,
         };
@@ -222,7 +236,7 @@ impl BlockGrid {
                     .product::<u128>()
             })
             .sum();
-        (grid, blocks, crops)
+        Some((grid, blocks, crops))
     }
 
     /// Origin and size of the `k`-th member block with its halo, clipped to the volume.
@@ -245,32 +259,46 @@ impl BlockGrid {
         )
     }
 
-    /// Every object's piece after the dilation; `order` lists the objects by rank.
-    fn dilate(
+    /// Every object's piece after the erosion or dilation; `order` lists the objects by
+    /// rank.
+    fn apply(
         &self,
         objects: &RleObjects,
         rank: &[u64],
         order: &[usize],
+        index: &BoxIndex,
     ) -> Result<Vec<Option<Piece>>> {
         let [_, h, w] = self.shape.map(|s| s as i64);
         // (object, start, length) of every row segment of every block's core.
         let mut segs: Vec<(u32, i64, i64)> = (0..self.members.len())
             .into_par_iter()
-            .map(|k| -> Result<Vec<(u32, i64, i64)>> {
+            .map_init(Vec::new, |near, k| -> Result<Vec<(u32, i64, i64)>> {
                 let (origin, size) = self.extent(k);
                 let mut crop = vec![0u32; size.iter().product()];
-                // `paint_block` skips the objects whose box misses the block.
-                paint_block(objects, rank, self.shape, origin, size, &mut crop)?;
+                let end = [0, 1, 2].map(|a| origin[a] + size[a]);
+                index.meeting(objects, origin, end, near);
+                paint_listed(
+                    objects,
+                    rank,
+                    near.iter().copied(),
+                    self.shape,
+                    origin,
+                    size,
+                    &mut crop,
+                );
                 let view = ArrayView3::from_shape(size, &crop).expect("block of its shape");
-                let grown = dilate_labels(view.into_dyn(), self.steps)?;
-                let grown = grown.as_slice().expect("fresh array");
+                let done = match self.op {
+                    ObjectOp::Erode(_) => erode_labels(view.into_dyn(), self.steps)?,
+                    _ => dilate_labels(view.into_dyn(), self.steps)?,
+                };
+                let done = done.as_slice().expect("fresh array");
                 let (c0, c1) = self.core_of(k);
                 let mut out = Vec::new();
                 let mut bits = Vec::new();
                 for z in c0[0]..c1[0] {
                     for y in c0[1]..c1[1] {
                         let r = ((z - origin[0]) * size[1] + (y - origin[1])) * size[2];
-                        let line = &grown[r + c0[2] - origin[2]..r + c1[2] - origin[2]];
+                        let line = &done[r + c0[2] - origin[2]..r + c1[2] - origin[2]];
                         let row = (z as i64 * h + y as i64) * w + c0[2] as i64;
                         for_each_run(
                             line,
@@ -312,6 +340,8 @@ const BLOCK_EDGE: usize = 64;
 fn object(
     objects: &RleObjects,
     rank: &[u64],
+    index: &BoxIndex,
+    near: &mut Vec<usize>,
     shape: [usize; 3],
     i: usize,
     op: ObjectOp,
@@ -333,7 +363,16 @@ fn object(
     }
     let size = [0, 1, 2].map(|a| end[a] - origin[a]);
     let mut crop = vec![0u32; size.iter().product()];
-    paint_block(objects, rank, shape, origin, size, &mut crop)?;
+    index.meeting(objects, origin, end, near);
+    paint_listed(
+        objects,
+        rank,
+        near.iter().copied(),
+        shape,
+        origin,
+        size,
+        &mut crop,
+    );
     let own = rank[i] as u32;
     let view = ArrayView3::from_shape(size, &crop).expect("crop of its shape");
     let mask: Vec<bool> = match op {
@@ -421,16 +460,8 @@ mod tests {
     }
 
     #[test]
-    fn blocks_and_crops_dilate_alike() {
-        let mut next = {
-            let mut x = 0x9e37_79b9_7f4a_7c15u64;
-            move |n: usize| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x % n as u64) as usize
-            }
-        };
+    fn blocks_and_crops_agree() {
+        let mut next = crate::testing::xorshift(0x9e37_79b9_7f4a_7c15);
         for round in 0..12 {
             let shape = (1 + next(20), 1 + next(90), 1 + next(90));
             let mut vol = Array3::<i32>::zeros(shape);
@@ -449,16 +480,21 @@ mod tests {
             let objects = &seg.classes[0].objects;
             let shape = [shape.0, shape.1, shape.2];
             let (order, rank) = ranks(objects);
-            for n in [1, 2, 3, 7, 40] {
-                let (grid, ..) = BlockGrid::plan(objects, shape, n);
-                let blocks = grid.dilate(objects, &rank, &order).unwrap();
+            let index = BoxIndex::new(objects, shape);
+            let mut near = Vec::new();
+            let ops = [1, 2, 3, 7, 40]
+                .into_iter()
+                .flat_map(|n| [ObjectOp::Dilate(n), ObjectOp::Erode(n)]);
+            for op in ops {
+                let (grid, ..) = BlockGrid::plan(objects, shape, op).unwrap();
+                let blocks = grid.apply(objects, &rank, &order, &index).unwrap();
                 for (i, b) in blocks.iter().enumerate() {
-                    let c = object(objects, &rank, shape, i, ObjectOp::Dilate(n)).unwrap();
+                    let c = object(objects, &rank, &index, &mut near, shape, i, op).unwrap();
                     let key = |p: &Option<Piece>| {
                         p.as_ref()
                             .map(|p| (p.id, p.bbox, p.count, p.starts.clone(), p.runs.clone()))
                     };
-                    assert_eq!(key(b), key(&c), "round {round}, {n} steps, object {i}");
+                    assert_eq!(key(b), key(&c), "round {round}, {op:?}, object {i}");
                 }
             }
         }

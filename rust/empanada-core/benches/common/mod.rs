@@ -1,7 +1,7 @@
 //! Inputs shared by the criterion benches.
 
 // Each bench uses only some of these.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use ndarray::{ArrayD, Dimension, IxDyn};
 
@@ -27,12 +27,4 @@ pub fn label_volume(shape: &[usize], cell: usize) -> ArrayD<u32> {
     })
 }
 
-/// A xorshift64 stream of numbers below the argument: reproducible inputs without a crate.
-pub fn xorshift(mut s: u64) -> impl FnMut(usize) -> usize {
-    move |m: usize| {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        (s % m as u64) as usize
-    }
-}
+pub use empanada_core::testing::xorshift;
