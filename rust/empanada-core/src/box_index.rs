@@ -4,6 +4,8 @@
 //! quadratic in the number of objects (20 000 small objects: seconds for a few milliseconds
 //! of work).
 
+use std::ops::Range;
+
 use crate::rle::RleObjects;
 
 /// The most entries (object, cell) the grid may hold before its cells are made coarser.
@@ -17,6 +19,22 @@ pub struct BoxIndex {
     offsets: Vec<usize>,
     /// Objects, ascending within each cell.
     entries: Vec<u32>,
+}
+
+/// The cells of edge `cell` that meet the voxels `lo..hi` (per axis, not empty).
+fn cell_ranges(cell: [usize; 3], lo: [usize; 3], hi: [usize; 3]) -> [Range<usize>; 3] {
+    [0, 1, 2].map(|a| lo[a] / cell[a]..(hi[a] - 1) / cell[a] + 1)
+}
+
+/// Calls `f` with the raveled index of every cell in `ranges` of a grid of `dims` cells.
+fn for_each_cell([rz, ry, rx]: [Range<usize>; 3], dims: [usize; 3], mut f: impl FnMut(usize)) {
+    for z in rz {
+        for y in ry.clone() {
+            for x in rx.clone() {
+                f((z * dims[1] + y) * dims[2] + x);
+            }
+        }
+    }
 }
 
 /// An object's box as half-open voxel ranges clipped to the volume, `None` when empty.
@@ -44,47 +62,38 @@ impl BoxIndex {
         loop {
             let cell = shape.map(|s| edge.min(s.max(1)));
             let dims = [0, 1, 2].map(|a| shape[a].max(1).div_ceil(cell[a]));
-            let span = |lo: [usize; 3], hi: [usize; 3]| -> [std::ops::Range<usize>; 3] {
-                [0, 1, 2].map(|a| lo[a] / cell[a]..(hi[a] - 1) / cell[a] + 1)
-            };
-            let total: usize = (0..objects.len())
-                .filter_map(|i| clipped(objects, i, shape))
-                .map(|(lo, hi)| span(lo, hi).iter().map(|r| r.len()).product::<usize>())
+            let boxes: Vec<_> = (0..objects.len())
+                .filter_map(|i| clipped(objects, i, shape).map(|(lo, hi)| (i, lo, hi)))
+                .collect();
+            let total: usize = boxes
+                .iter()
+                .map(|&(_, lo, hi)| {
+                    cell_ranges(cell, lo, hi)
+                        .iter()
+                        .map(|r| r.len())
+                        .product::<usize>()
+                })
                 .sum();
             if total > max_entries && cell.iter().zip(&shape).any(|(c, s)| c < s) {
                 edge *= 2;
                 continue;
             }
             let ncells: usize = dims.iter().product();
+            // Counting sort of the (cell, object) pairs: objects stay ascending per cell.
             let mut offsets = vec![0usize; ncells + 1];
-            let cells_of = |i: usize| {
-                clipped(objects, i, shape)
-                    .into_iter()
-                    .flat_map(move |(lo, hi)| {
-                        let [rz, ry, rx] = span(lo, hi);
-                        rz.flat_map(move |z| {
-                            let rx = rx.clone();
-                            ry.clone().flat_map(move |y| {
-                                rx.clone().map(move |x| (z * dims[1] + y) * dims[2] + x)
-                            })
-                        })
-                    })
-            };
-            for i in 0..objects.len() {
-                for c in cells_of(i) {
-                    offsets[c + 1] += 1;
-                }
+            for &(_, lo, hi) in &boxes {
+                for_each_cell(cell_ranges(cell, lo, hi), dims, |c| offsets[c + 1] += 1);
             }
             for c in 0..ncells {
                 offsets[c + 1] += offsets[c];
             }
             let mut fill = offsets[..ncells].to_vec();
             let mut entries = vec![0u32; total];
-            for i in 0..objects.len() {
-                for c in cells_of(i) {
+            for &(i, lo, hi) in &boxes {
+                for_each_cell(cell_ranges(cell, lo, hi), dims, |c| {
                     entries[fill[c]] = i as u32;
                     fill[c] += 1;
-                }
+                });
             }
             return BoxIndex {
                 cell,
@@ -105,19 +114,10 @@ impl BoxIndex {
         out: &mut Vec<usize>,
     ) {
         out.clear();
-        let [rz, ry, rx] = [0, 1, 2].map(|a| lo[a] / self.cell[a]..(hi[a] - 1) / self.cell[a] + 1);
-        for z in rz {
-            for y in ry.clone() {
-                for x in rx.clone() {
-                    let c = (z * self.dims[1] + y) * self.dims[2] + x;
-                    out.extend(
-                        self.entries[self.offsets[c]..self.offsets[c + 1]]
-                            .iter()
-                            .map(|&i| i as usize),
-                    );
-                }
-            }
-        }
+        for_each_cell(cell_ranges(self.cell, lo, hi), self.dims, |c| {
+            let cell = &self.entries[self.offsets[c]..self.offsets[c + 1]];
+            out.extend(cell.iter().map(|&i| i as usize));
+        });
         out.sort_unstable();
         out.dedup();
         out.retain(|&i| {

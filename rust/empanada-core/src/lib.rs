@@ -24,6 +24,7 @@ pub mod tiles;
 pub mod unionfind;
 
 pub use error::{Error, Result};
+pub use label::Label;
 
 /// Helpers of the crate's tests and benches, not part of its API.
 #[doc(hidden)]
@@ -39,4 +40,3 @@ pub mod testing {
         }
     }
 }
-pub use label::Label;

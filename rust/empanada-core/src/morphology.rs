@@ -40,7 +40,6 @@ pub fn erode_mask(mask: ArrayViewD<'_, bool>, steps: usize) -> Result<ArrayD<boo
 
 /// A city-block distance, saturating at its type's maximum.
 trait Dist: Copy + Default + Ord + Send + Sync {
-    const ZERO: Self;
     fn of(v: usize) -> Self;
     fn plus(self, k: Self) -> Self;
 }
@@ -48,7 +47,6 @@ trait Dist: Copy + Default + Ord + Send + Sync {
 macro_rules! impl_dist {
     ($($t:ty),*) => {$(
         impl Dist for $t {
-            const ZERO: Self = 0;
             #[inline(always)]
             fn of(v: usize) -> Self { v.min(<$t>::MAX as usize) as $t }
             #[inline(always)]
@@ -63,7 +61,7 @@ fn survivors<D: Dist>(data: &[bool], dims: [usize; 3], steps: usize) -> Vec<bool
     let cap = D::of(steps + 1);
     let mut d: Vec<D> = data
         .par_iter()
-        .map(|&m| if m { cap } else { D::ZERO })
+        .map(|&m| if m { cap } else { D::default() })
         .collect();
     min_plus(&mut d, dims, steps);
     d.par_iter().map(|&v| v == cap).collect()
@@ -130,11 +128,10 @@ fn on_labels<L: Label>(
 /// The labels of [`erode_labels`]: each voxel's id where no other id is within `steps`.
 fn kept<D: Dist, L: Label>(data: &[L], [nz, ny, nx]: [usize; 3], steps: usize) -> Vec<L> {
     let (cap, one) = (D::of(steps + 1), D::of(1));
-    let mut d: Vec<D> = vec![D::ZERO; data.len()];
+    let mut d: Vec<D> = vec![D::default(); data.len()];
     d.par_chunks_mut(nx).enumerate().for_each_init(
         || vec![false; nx],
         |differs, (r, drow)| {
-            let (z, y) = (r / ny, r % ny);
             let row = &data[r * nx..(r + 1) * nx];
             // Whether a face neighbour inside the array holds another id: whole rows
             // compared at a time, so that the tests vectorise.
@@ -145,21 +142,14 @@ fn kept<D: Dist, L: Label>(data: &[L], [nz, ny, nx]: [usize; 3], steps: usize) -
             for (f, (&a, &b)) in differs.iter_mut().zip(row.iter().zip(&row[1..])) {
                 *f |= a != b;
             }
-            let line = |q: usize| &data[q * nx..(q + 1) * nx];
-            let nbrs = [
-                (y > 0).then(|| line(r - 1)),
-                (y + 1 < ny).then(|| line(r + 1)),
-                (z > 0).then(|| line(r - ny)),
-                (z + 1 < nz).then(|| line(r + ny)),
-            ];
-            for nb in nbrs.into_iter().flatten() {
+            for nb in face_rows(data, [nz, ny, nx], r).into_iter().flatten() {
                 for (f, (&a, &b)) in differs.iter_mut().zip(row.iter().zip(nb)) {
                     *f |= a != b;
                 }
             }
             for ((o, &v), &f) in drow.iter_mut().zip(row).zip(differs.iter()) {
                 *o = if v.is_zero() {
-                    D::ZERO
+                    D::default()
                 } else if f {
                     one
                 } else {
@@ -179,6 +169,19 @@ fn kept<D: Dist, L: Label>(data: &[L], [nz, ny, nx]: [usize; 3], steps: usize) -
             }
         });
     out
+}
+
+/// The rows face-adjacent to row `r` (raveled `z * ny + y`) of a `(z, y, x)` volume, where
+/// the volume has them: `y - 1`, `y + 1`, `z - 1`, `z + 1`.
+fn face_rows<T>(data: &[T], [nz, ny, nx]: [usize; 3], r: usize) -> [Option<&[T]>; 4] {
+    let (z, y) = (r / ny, r % ny);
+    let line = |q: usize| &data[q * nx..(q + 1) * nx];
+    [
+        (y > 0).then(|| line(r - 1)),
+        (y + 1 < ny).then(|| line(r + 1)),
+        (z > 0).then(|| line(r - ny)),
+        (z + 1 < nz).then(|| line(r + ny)),
+    ]
 }
 
 /// A separable pass over a `(z, y, x)` volume: `along_x(row, scratch)` on every row, then
@@ -446,16 +449,12 @@ fn grow<L: Label>(out: &mut [L], [nz, ny, nx]: [usize; 3], steps: usize) {
     // Labelled voxels with a background face neighbour, row by row over slices: neighbour
     // rows as slices test each voxel with plain loads, where `Grid::neighbours` per voxel
     // made this search cost more than a step (VNC, one step: 211 -> 131 ms).
-    let plane = ny * nx;
     let mut frontier: Vec<[u32; 3]> = (0..nz * ny)
         .into_par_iter()
         .fold(Vec::new, |mut acc, r| {
             let (z, y) = (r / ny, r % ny);
             let row = &out[r * nx..(r + 1) * nx];
-            let above = (y > 0).then(|| &out[(r - 1) * nx..r * nx]);
-            let below = (y + 1 < ny).then(|| &out[(r + 1) * nx..(r + 2) * nx]);
-            let before = (z > 0).then(|| &out[r * nx - plane..(r + 1) * nx - plane]);
-            let after = (z + 1 < nz).then(|| &out[r * nx + plane..(r + 1) * nx + plane]);
+            let [above, below, before, after] = face_rows(out, [nz, ny, nx], r);
             let zero_at = |line: Option<&[L]>, x: usize| line.is_some_and(|l| l[x].is_zero());
             for (x, v) in row.iter().enumerate() {
                 if v.is_zero() {

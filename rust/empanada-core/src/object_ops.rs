@@ -188,11 +188,12 @@ impl BlockGrid {
             ObjectOp::Erode(n) | ObjectOp::Dilate(n) => n.min(shape.iter().sum()),
             ObjectOp::FillHoles => return None,
         };
-        // The crops of [`object`], and how far outside its box an object changes voxels:
-        // dilation grows `steps` out, erosion stays inside.
-        let (margin, reach) = match op {
-            ObjectOp::Dilate(_) => (2 * steps, steps),
-            _ => (1, 0),
+        // How far outside its box an object changes voxels: dilation grows `steps` out,
+        // erosion stays inside.
+        let margin = crop_margin(op);
+        let reach = match op {
+            ObjectOp::Dilate(_) => steps,
+            _ => 0,
         };
         let core = shape.map(|s| s.min(BLOCK_EDGE.max(4 * steps)).max(1));
         let nb = [0, 1, 2].map(|a| shape[a].div_ceil(core[a]));
@@ -205,7 +206,7 @@ impl BlockGrid {
                 [0, 1, 2].map(|a| b[a + 3].max(0) as usize),
             );
             crops += (0..3)
-                .map(|a| (hi[a] + margin).min(shape[a]) - lo[a].saturating_sub(margin))
+                .map(|a| hi[a].saturating_add(margin).min(shape[a]) - lo[a].saturating_sub(margin))
                 .map(|e| e as u128)
                 .product::<u128>();
             // Blocks whose core meets the box widened by the reach.
@@ -274,18 +275,7 @@ impl BlockGrid {
             .into_par_iter()
             .map_init(Vec::new, |near, k| -> Result<Vec<(u32, i64, i64)>> {
                 let (origin, size) = self.extent(k);
-                let mut crop = vec![0u32; size.iter().product()];
-                let end = [0, 1, 2].map(|a| origin[a] + size[a]);
-                index.meeting(objects, origin, end, near);
-                paint_listed(
-                    objects,
-                    rank,
-                    near.iter().copied(),
-                    self.shape,
-                    origin,
-                    size,
-                    &mut crop,
-                );
+                let crop = paint_crop(objects, rank, index, near, self.shape, origin, size);
                 let view = ArrayView3::from_shape(size, &crop).expect("block of its shape");
                 let done = match self.op {
                     ObjectOp::Erode(_) => erode_labels(view.into_dyn(), self.steps)?,
@@ -336,33 +326,32 @@ impl BlockGrid {
 /// so that the halo stays under half of a block's voxels.
 const BLOCK_EDGE: usize = 64;
 
-/// Object `i` after `op`, or `None` when nothing is left of it.
-fn object(
+/// How far past an object's box its crop reaches for `op`, so that nothing outside the crop
+/// can change the result: erosion looks one voxel past the object (the rest of the object's
+/// own distance is inside its box); every object that reaches a voxel within n steps of
+/// this one starts within 2n of its box. Saturating: any count past the volume's size grows
+/// as far as there is room.
+fn crop_margin(op: ObjectOp) -> usize {
+    match op {
+        ObjectOp::Erode(_) => 1,
+        ObjectOp::Dilate(n) => n.saturating_mul(2),
+        ObjectOp::FillHoles => 0,
+    }
+}
+
+/// The block at `origin` of `size` (inside the volume, not empty) painted with the ranks of
+/// the objects that reach into it; `near` is scratch.
+fn paint_crop(
     objects: &RleObjects,
     rank: &[u64],
     index: &BoxIndex,
     near: &mut Vec<usize>,
     shape: [usize; 3],
-    i: usize,
-    op: ObjectOp,
-) -> Result<Option<Piece>> {
-    // Outside the crop nothing can change the result: erosion looks one voxel past the
-    // object (the rest of the object's own distance is inside its box); every object that
-    // reaches a voxel within n steps of this one starts within 2n of its box.
-    let margin = match op {
-        ObjectOp::Erode(_) => 1,
-        // Saturating: any count past the volume's size grows as far as there is room.
-        ObjectOp::Dilate(n) => i64::try_from(n).unwrap_or(i64::MAX).saturating_mul(2),
-        ObjectOp::FillHoles => 0,
-    };
-    let b = &objects.boxes[6 * i..6 * i + 6];
-    let origin = [0, 1, 2].map(|a| b[a].saturating_sub(margin).max(0) as usize);
-    let end = [0, 1, 2].map(|a| (b[a + 3].saturating_add(margin)).min(shape[a] as i64) as usize);
-    if (0..3).any(|a| end[a] <= origin[a]) {
-        return Ok(None);
-    }
-    let size = [0, 1, 2].map(|a| end[a] - origin[a]);
+    origin: [usize; 3],
+    size: [usize; 3],
+) -> Vec<u32> {
     let mut crop = vec![0u32; size.iter().product()];
+    let end = [0, 1, 2].map(|a| origin[a] + size[a]);
     index.meeting(objects, origin, end, near);
     paint_listed(
         objects,
@@ -373,6 +362,28 @@ fn object(
         size,
         &mut crop,
     );
+    crop
+}
+
+/// Object `i` after `op`, or `None` when nothing is left of it.
+fn object(
+    objects: &RleObjects,
+    rank: &[u64],
+    index: &BoxIndex,
+    near: &mut Vec<usize>,
+    shape: [usize; 3],
+    i: usize,
+    op: ObjectOp,
+) -> Result<Option<Piece>> {
+    let margin = i64::try_from(crop_margin(op)).unwrap_or(i64::MAX);
+    let b = &objects.boxes[6 * i..6 * i + 6];
+    let origin = [0, 1, 2].map(|a| b[a].saturating_sub(margin).max(0) as usize);
+    let end = [0, 1, 2].map(|a| (b[a + 3].saturating_add(margin)).min(shape[a] as i64) as usize);
+    if (0..3).any(|a| end[a] <= origin[a]) {
+        return Ok(None);
+    }
+    let size = [0, 1, 2].map(|a| end[a] - origin[a]);
+    let crop = paint_crop(objects, rank, index, near, shape, origin, size);
     let own = rank[i] as u32;
     let view = ArrayView3::from_shape(size, &crop).expect("crop of its shape");
     let mask: Vec<bool> = match op {
