@@ -6,7 +6,7 @@ calls and reports the median process CPU time of ``connected_components`` per ca
 single-threaded so CPU time is per-core throughput on a loaded machine:
 
     RAYON_NUM_THREADS=1 PYTHONPATH=python python benches/ab_components.py \\
-        --old /tmp/old/_core.abi3.so --new python/empanada_rs/_core.abi3.so [--repeat 9]
+        --old /tmp/old/_core.abi3.so --new python/empanada_rs/_core.abi3.so [--repeat 9] [--out]
 """
 
 from __future__ import annotations
@@ -41,11 +41,18 @@ def main() -> None:
     ap.add_argument("--old", required=True)
     ap.add_argument("--new", required=True)
     ap.add_argument("--repeat", type=int, default=9)
+    ap.add_argument(
+        "--out",
+        action="store_true",
+        help="write into a reused buffer (out=): the kernel alone, without a fresh array's"
+        " page faults",
+    )
     args = ap.parse_args()
     mods = {"old": load(args.old, "old"), "new": load(args.new, "new")}
     neu = np.load(DATA / "neuroproof_fibsem_medulla_sample2.npz")["neuron_instances"]
     vnc = np.load(DATA / "vnc_sstem_mito_dev.npz")
     cases = [("neurons 250³ u16", np.ascontiguousarray(neu), c, False) for c in (26, 18, 6)] + [
+        ("neurons 250³ u32", np.ascontiguousarray(neu.astype(np.uint32)), 26, False),
         ("VNC mito 3D u16", np.ascontiguousarray(vnc["mito_instances_3d"]), 26, False),
         ("VNC mito 3D u16", np.ascontiguousarray(vnc["mito_instances_3d"]), 6, False),
         ("VNC mask u8 binary", np.ascontiguousarray(vnc["mito_semantic"]), 26, True),
@@ -60,10 +67,11 @@ def main() -> None:
         assert outs["old"][1] == outs["new"][1], (name, conn)
         assert np.array_equal(outs["old"][0], outs["new"][0]), (name, conn)
         times: dict[str, list[float]] = {k: [] for k in mods}
+        kw = {"out": np.empty(a.shape, np.uint32)} if args.out else {}
         for _ in range(args.repeat):
             for k, m in mods.items():
                 t = time.process_time()
-                m.connected_components(a, connectivity=conn, binary=binary)
+                m.connected_components(a, connectivity=conn, binary=binary, **kw)
                 times[k].append(time.process_time() - t)
         old, new = (statistics.median(times[k]) for k in ("old", "new"))
         mv = a.size / 1e6

@@ -16,6 +16,7 @@
 use ndarray::{ArrayD, ArrayViewD};
 use rayon::prelude::*;
 
+use crate::lanes::{eq_mask8, LANES};
 use crate::rowruns::{for_each_run, for_each_run_eq, BitEq};
 use crate::{Error, Result};
 
@@ -297,8 +298,6 @@ impl<T: Pixel> Linker<'_, T> {
         let mut up: Vec<(u32, u32)> = vec![(0, 0); w];
         let mut side: Vec<(u32, u32)> = vec![(0, 0); w];
         let mut rest: Vec<u32> = vec![0; w];
-        // The same-valued runs touching one run: at most a row's runs from each of four.
-        let mut found: Vec<u32> = vec![0; 4 * w + 4 * SAME_STEP];
         for row in rows {
             let (a0, a1) = (runs.row_off[row], runs.row_off[row + 1]);
             if a0 == a1 {
@@ -339,9 +338,11 @@ impl<T: Pixel> Linker<'_, T> {
                 parent[i as usize - base] = root;
                 let (x0, x1) = runs.span[i as usize];
                 let v = runs.value[i as usize];
-                let n = same_valued(runs, pp.touching(x0, x1), v, &mut found, 0);
-                for &j in &found[..n] {
-                    join(parent, base, &mut root, j as usize);
+                let r = pp.touching(x0, x1);
+                let (mask, long) = same_valued(runs, &r, v);
+                join_masked(parent, base, &mut root, mask, [r.start; 1]);
+                if long {
+                    join_rest(runs, parent, base, &mut root, [r], v);
                 }
             }
             for &i in &rest[..nr] {
@@ -350,12 +351,17 @@ impl<T: Pixel> Linker<'_, T> {
                 let mut root = i as u32;
                 let (x0, x1) = runs.span[i];
                 let v = runs.value[i];
-                let mut n = 0;
-                for m in [&left, &pm, &pu, &pp] {
-                    n = same_valued(runs, m.touching(x0, x1), v, &mut found, n);
+                let r = [&left, &pm, &pu, &pp].map(|m| m.touching(x0, x1));
+                let mut mask = 0;
+                let mut long = false;
+                for (g, r) in r.iter().enumerate() {
+                    let (m, l) = same_valued(runs, r, v);
+                    mask |= m << (LANES * g);
+                    long |= l;
                 }
-                for &j in &found[..n] {
-                    join(parent, base, &mut root, j as usize);
+                join_masked(parent, base, &mut root, mask, r.clone().map(|r| r.start));
+                if long {
+                    join_rest(runs, parent, base, &mut root, r, v);
                 }
             }
         }
@@ -414,31 +420,51 @@ impl<T: Pixel> Linker<'_, T> {
     }
 }
 
-/// Candidates [`same_valued`] tests without a loop exit: most rows hold fewer that touch.
-const SAME_STEP: usize = 4;
-
-/// Appends to `found[n..]` the runs of `cand` with value `v`; returns the new count. The
-/// first [`SAME_STEP`] candidates are tested unconditionally (every slot written, only a
-/// match counted), so that neither the count nor the values are branches.
+/// The runs among the first [`LANES`] of `cand` with value `v`, as a mask, and whether
+/// `cand` holds more than that (rows crowded with runs; [`join_rest`] takes the others).
+/// `runs.value` is padded with `LANES` values past its runs, so the read is always whole.
 #[inline(always)]
-fn same_valued<T: Pixel>(
+fn same_valued<T: Pixel>(runs: &Runs<T>, cand: &std::ops::Range<usize>, v: T) -> (u32, bool) {
+    let len = cand.end.saturating_sub(cand.start);
+    let keep = (1u32 << len.min(LANES)) - 1;
+    (eq_mask8(&runs.value, cand.start, v) & keep, len > LANES)
+}
+
+/// Joins `root` to run `starts[t / LANES] + t % LANES` for every bit `t` of `mask`: one
+/// loop over the same-valued runs of all neighbour rows, so its exit is a single branch.
+#[inline(always)]
+fn join_masked<const G: usize>(
+    parent: &mut [u32],
+    base: usize,
+    root: &mut u32,
+    mut mask: u32,
+    starts: [usize; G],
+) {
+    while mask != 0 {
+        let t = mask.trailing_zeros() as usize;
+        join(parent, base, root, starts[t / LANES] + t % LANES);
+        mask &= mask - 1;
+    }
+}
+
+/// Joins `root` to the same-valued runs of `cands` past their first [`LANES`].
+#[cold]
+#[inline(never)]
+fn join_rest<T: Pixel, const G: usize>(
     runs: &Runs<T>,
-    cand: std::ops::Range<usize>,
+    parent: &mut [u32],
+    base: usize,
+    root: &mut u32,
+    cands: [std::ops::Range<usize>; G],
     v: T,
-    found: &mut [u32],
-    mut n: usize,
-) -> usize {
-    let last = runs.value.len() - 1;
-    for t in 0..SAME_STEP {
-        let j = cand.start + t;
-        found[n] = j as u32;
-        n += ((j < cand.end) & (runs.value[j.min(last)] == v)) as usize;
+) {
+    for c in cands {
+        for j in c.start + LANES..c.end {
+            if runs.value[j] == v {
+                join(parent, base, root, j);
+            }
+        }
     }
-    for j in cand.start + SAME_STEP..cand.end {
-        found[n] = j as u32;
-        n += (runs.value[j] == v) as usize;
-    }
-    n
 }
 
 /// Where the runs of recent rows lie, per column, in a ring of `slots` rows: for a row
@@ -705,8 +731,10 @@ pub fn connected_components_into<T: Pixel>(
         .par_windows(2)
         .map(|w| scan_rows(&data[w[0] * width..w[1] * width], width, binary))
         .collect();
-    let runs = concat(parts);
+    let mut runs = concat(parts);
     let n = runs.span.len();
+    // Room for `eq_mask8`'s whole reads from any run index (see `same_valued`).
+    runs.value.extend([T::default(); LANES]);
     if n >= u32::MAX as usize {
         return Err(Error::overflow(
             "labels",
@@ -943,6 +971,36 @@ mod tests {
             }
         }
         assert!(paths[0] >= 12 && paths[1] >= 12, "{paths:?}");
+    }
+
+    #[test]
+    fn c26_runs_touching_many_runs_of_a_row() {
+        // A long run of 1 over a row of single voxels alternating 1, 2, 3: the 1s are only
+        // joined through the long run, and most lie past the first `LANES` candidates the
+        // mapped linker tests at once. Each neighbour row of the long run in turn, and a
+        // long run whose row (z, y-1) covers it, so that only (z-1, y+1) is searched.
+        let w = 8 * LANES + 5;
+        for (dz, dy) in [(0, -1), (-1, -1), (-1, 0), (-1, 1)] {
+            for covered in [false, true] {
+                let mut a = Array3::<u8>::zeros((2, 4, w));
+                let (z, y) = (1usize, 2usize);
+                let (nz, ny) = ((z as isize + dz) as usize, (y as isize + dy) as usize);
+                for x in 0..w {
+                    a[[nz, ny, x]] = [1, 2, 3][x % 3];
+                    a[[z, y, x]] = 1;
+                }
+                if covered && (nz, ny) != (z, y - 1) {
+                    for x in 0..w {
+                        a[[z, y - 1, x]] = 1;
+                    }
+                }
+                let row_off = scan_rows(a.as_slice().unwrap(), w, false).row_off;
+                assert!(use_maps(&row_off, 4, w));
+                let (o, n) = connected_components(a.view().into_dyn(), Some(26), false).unwrap();
+                let msg = format!("row ({dz}, {dy}) covered {covered}");
+                assert_eq!((o.into_raw_vec_and_offset().0, n), oracle26(&a), "{msg}");
+            }
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod error;
 pub mod hash;
 pub mod label;
 pub mod labels;
+mod lanes;
 pub mod matching;
 pub mod median;
 pub mod metrics;
