@@ -52,7 +52,8 @@ struct Runs<T> {
     /// `[x0, x1)` per run, rows concatenated in raster order.
     span: Vec<(u32, u32)>,
     /// The run's value; in binary mode the same (zero) for every run, so that the linker
-    /// compares values in both modes.
+    /// compares values in both modes. Once all rows are scanned, [`LANES`] padding values
+    /// follow the runs' (see `same_valued`).
     value: Vec<T>,
     /// `row_off[r]..row_off[r + 1]` are the runs of row `r`.
     row_off: Vec<usize>,
@@ -340,7 +341,7 @@ impl<T: Pixel> Linker<'_, T> {
                 let v = runs.value[i as usize];
                 let r = pp.touching(x0, x1);
                 let (mask, long) = same_valued(runs, &r, v);
-                join_masked(parent, base, &mut root, mask, [r.start; 1]);
+                join_masked(parent, base, &mut root, mask, [r.start]);
                 if long {
                     join_rest(runs, parent, base, &mut root, [r], v);
                 }
@@ -359,7 +360,7 @@ impl<T: Pixel> Linker<'_, T> {
                     mask |= m << (LANES * g);
                     long |= l;
                 }
-                join_masked(parent, base, &mut root, mask, r.clone().map(|r| r.start));
+                join_masked(parent, base, &mut root, mask, r.each_ref().map(|r| r.start));
                 if long {
                     join_rest(runs, parent, base, &mut root, r, v);
                 }

@@ -13,20 +13,15 @@ pub(crate) fn eq_mask8<T: BitEq>(vals: &[T], start: usize, v: T) -> u32 {
     let w: &[T; LANES] = vals[start..start + LANES].try_into().expect("8 lanes");
     #[cfg(target_arch = "x86_64")]
     {
+        use std::mem::transmute_copy as bits;
         use std::mem::{align_of, size_of};
-        // SAFETY (the three reads): same size and alignment, and `BitEq` makes `==` on `T`
-        // the equality of the lanes' bits.
+        // SAFETY (the reads of lanes and of `v`'s bits): same size and alignment, and
+        // `BitEq` makes `==` on `T` the equality of the bits.
         unsafe {
             match (size_of::<T>(), align_of::<T>()) {
-                (1, 1) => {
-                    return sse2::mask8x8(&*(w as *const T as *const [u8; LANES]), bits8(v));
-                }
-                (2, 2) => {
-                    return sse2::mask16x8(&*(w as *const T as *const [u16; LANES]), bits16(v));
-                }
-                (4, 4) => {
-                    return sse2::mask32x8(&*(w as *const T as *const [u32; LANES]), bits32(v));
-                }
+                (1, 1) => return sse2::mask8x8(&*(w as *const T as *const _), bits(&v)),
+                (2, 2) => return sse2::mask16x8(&*(w as *const T as *const _), bits(&v)),
+                (4, 4) => return sse2::mask32x8(&*(w as *const T as *const _), bits(&v)),
                 _ => {}
             }
         }
@@ -36,23 +31,6 @@ pub(crate) fn eq_mask8<T: BitEq>(vals: &[T], start: usize, v: T) -> u32 {
         m |= ((x == v) as u32) << t;
     }
     m
-}
-
-// The bits of a 1-, 2- or 4-byte `BitEq` value (checked by the caller's size match).
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn bits8<T: BitEq>(v: T) -> u8 {
-    std::mem::transmute_copy(&v)
-}
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn bits16<T: BitEq>(v: T) -> u16 {
-    std::mem::transmute_copy(&v)
-}
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn bits32<T: BitEq>(v: T) -> u32 {
-    std::mem::transmute_copy(&v)
 }
 
 #[cfg(target_arch = "x86_64")]
