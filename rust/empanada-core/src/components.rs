@@ -107,7 +107,11 @@ fn concat<T: Pixel>(parts: Vec<Runs<T>>) -> Runs<T> {
 /// already-scanned neighbour rows. Every link points the larger root at the smaller, so a
 /// component's root is its first run in raster order.
 struct Linker<'a, T> {
-    runs: &'a Runs<T>,
+    // The run lists as slices of their own: read through a `&Runs`, their pointers were
+    // loaded again after every store to `parent`.
+    span: &'a [(u32, u32)],
+    value: &'a [T],
+    row_off: &'a [usize],
     height: usize,
     nbrs: &'static [Neighbour],
     /// 26-connectivity: a run covered by one same-valued run of an earlier row inherits
@@ -130,11 +134,14 @@ const COVER18: u8 = 2;
 #[inline(always)]
 fn join(parent: &mut [u32], base: usize, root: &mut u32, j: usize) {
     let rk = find(parent, base, j as u32);
-    if rk < *root {
-        parent[*root as usize - base] = rk;
-        *root = rk;
-    } else if rk > *root {
-        parent[rk as usize - base] = *root;
+    // SAFETY: both roots are runs of `parent`'s block (see `find`).
+    unsafe {
+        if rk < *root {
+            put(parent, *root as usize - base, rk);
+            *root = rk;
+        } else if rk > *root {
+            put(parent, rk as usize - base, *root);
+        }
     }
 }
 
@@ -196,14 +203,14 @@ impl<T: Pixel> Linker<'_, T> {
         rows: std::ops::Range<usize>,
         within: std::ops::Range<usize>,
     ) {
-        let runs = self.runs;
+        let (span, value, row_off) = (self.span, self.value, self.row_off);
         let height = self.height as isize;
         // Per neighbour slot (index into `nbrs`): first run, end run, x widening; and the
         // first run that may still reach the current run.
         let mut nrows = [(0usize, 0usize, 0u32); N];
         let mut cursor = [0usize; N];
         for row in rows {
-            let (a0, a1) = (runs.row_off[row], runs.row_off[row + 1]);
+            let (a0, a1) = (row_off[row], row_off[row + 1]);
             if a0 == a1 {
                 continue;
             }
@@ -219,7 +226,7 @@ impl<T: Pixel> Linker<'_, T> {
                 if !within.contains(&nrow) {
                     continue;
                 }
-                let (b0, b1) = (runs.row_off[nrow], runs.row_off[nrow + 1]);
+                let (b0, b1) = (row_off[nrow], row_off[nrow + 1]);
                 nrows[k] = (b0, b1, e);
                 cursor[k] = b0;
                 any |= b0 < b1;
@@ -233,8 +240,7 @@ impl<T: Pixel> Linker<'_, T> {
                 continue;
             }
             for i in a0..a1 {
-                let (x0, x1) = runs.span[i];
-                let v = runs.value[i];
+                let ((x0, x1), v) = (span[i], value[i]);
                 let mut root = if FRESH {
                     parent[i - base] = i as u32;
                     i as u32
@@ -264,7 +270,7 @@ impl<T: Pixel> Linker<'_, T> {
                     // too (clipped to the row), and then `k` alone is enough.
                     if let Some(k) = self.covering(&nrows[2], &mut cursor[2], x0, x1, v) {
                         join(parent, base, &mut root, k);
-                        let (k0, k1) = runs.span[k];
+                        let (k0, k1) = span[k];
                         if (k0 >= x0 && x0 > 0) || (k1 <= x1 && x1 < self.width) {
                             self.scan(parent, base, &mut root, nrows[0], &mut cursor[0], i);
                         }
@@ -291,7 +297,7 @@ impl<T: Pixel> Linker<'_, T> {
         rows: std::ops::Range<usize>,
         within: std::ops::Range<usize>,
     ) {
-        let runs = self.runs;
+        let (span, value, row_off) = (self.span, self.value, self.row_off);
         let h = self.height;
         let w = self.width as usize;
         let mut maps = RowMaps::new(w, h + 2);
@@ -300,11 +306,11 @@ impl<T: Pixel> Linker<'_, T> {
         let mut side: Vec<(u32, u32)> = vec![(0, 0); w];
         let mut rest: Vec<u32> = vec![0; w];
         for row in rows {
-            let (a0, a1) = (runs.row_off[row], runs.row_off[row + 1]);
+            let (a0, a1) = (row_off[row], row_off[row + 1]);
             if a0 == a1 {
                 continue;
             }
-            maps.build(row, &runs.span[a0..a1], a0);
+            maps.build(row, &span[a0..a1], a0);
             let (z, y) = (row / h, row % h);
             let nb = |dz: usize, dy: isize| -> Map<'_> {
                 let ny = y as isize + dy;
@@ -317,52 +323,59 @@ impl<T: Pixel> Linker<'_, T> {
 
             // Pass 1: classes. Every list gets the run, only its own count moves on.
             let (mut nu, mut ns, mut nr) = (0usize, 0usize, 0usize);
-            for i in a0..a1 {
-                let (x0, x1) = runs.span[i];
-                let v = runs.value[i];
-                let (ku, cu) = pu.covering(runs, x0, x1, v);
-                let (kl, cl) = left.covering(runs, x0, x1, v);
-                up[nu] = (i as u32, ku as u32);
-                side[ns] = (i as u32, kl as u32);
-                rest[nr] = i as u32;
+            let row_runs = span[a0..a1].iter().zip(&value[a0..a1]);
+            for (i, (&(x0, x1), &v)) in (a0..).zip(row_runs) {
+                let (ku, cu) = pu.covering(span, value, x0, x1, v);
+                let (kl, cl) = left.covering(span, value, x0, x1, v);
+                // SAFETY: each count is at most the runs of the row before `i`, and a row of
+                // `w` columns has at most `w` runs.
+                unsafe {
+                    put(&mut up, nu, (i as u32, ku as u32));
+                    put(&mut side, ns, (i as u32, kl as u32));
+                    put(&mut rest, nr, i as u32);
+                }
                 nu += cu as usize;
                 ns += (!cu & cl) as usize;
                 nr += (!cu & !cl) as usize;
             }
             // Pass 2: links. A covered run is fresh and its cover an earlier run, so it
-            // takes the cover's root as its parent.
+            // takes the cover's root as its parent. (SAFETY of the unchecked accesses: `i`
+            // is a run of this row, in the block's `parent`.)
             for &(i, k) in &up[..nu] {
-                parent[i as usize - base] = find(parent, base, k);
+                let root = find(parent, base, k);
+                unsafe { put(parent, i as usize - base, root) };
             }
             for &(i, k) in &side[..ns] {
                 let mut root = find(parent, base, k);
-                parent[i as usize - base] = root;
-                let (x0, x1) = runs.span[i as usize];
-                let v = runs.value[i as usize];
+                let ((x0, x1), v) = unsafe {
+                    put(parent, i as usize - base, root);
+                    (at(span, i as usize), at(value, i as usize))
+                };
                 let r = pp.touching(x0, x1);
-                let (mask, long) = same_valued(runs, &r, v);
+                let (mask, long) = same_valued(value, &r, v);
                 join_masked(parent, base, &mut root, mask, [r.start]);
                 if long {
-                    join_rest(runs, parent, base, &mut root, [r], v);
+                    join_rest(value, parent, base, &mut root, [r], v);
                 }
             }
             for &i in &rest[..nr] {
                 let i = i as usize;
-                parent[i - base] = i as u32;
                 let mut root = i as u32;
-                let (x0, x1) = runs.span[i];
-                let v = runs.value[i];
+                let ((x0, x1), v) = unsafe {
+                    put(parent, i - base, root);
+                    (at(span, i), at(value, i))
+                };
                 let r = [&left, &pm, &pu, &pp].map(|m| m.touching(x0, x1));
                 let mut mask = 0;
                 let mut long = false;
                 for (g, r) in r.iter().enumerate() {
-                    let (m, l) = same_valued(runs, r, v);
+                    let (m, l) = same_valued(value, r, v);
                     mask |= m << (LANES * g);
                     long |= l;
                 }
                 join_masked(parent, base, &mut root, mask, r.each_ref().map(|r| r.start));
                 if long {
-                    join_rest(runs, parent, base, &mut root, r, v);
+                    join_rest(value, parent, base, &mut root, r, v);
                 }
             }
         }
@@ -379,20 +392,22 @@ impl<T: Pixel> Linker<'_, T> {
         cursor: &mut usize,
         i: usize,
     ) {
-        let runs = self.runs;
-        let (x0, x1) = runs.span[i];
-        let v = runs.value[i];
-        // First neighbour run that may reach x0 (ends, widened by e, after x0).
-        let mut j = *cursor;
-        while j < b1 && runs.span[j].1 + e <= x0 {
-            j += 1;
-        }
-        *cursor = j;
-        while j < b1 && runs.span[j].0 < x1 + e {
-            if runs.value[j] == v {
-                join(parent, base, root, j);
+        let (span, value) = (self.span, self.value);
+        // SAFETY: `i` is a run, and `j` stays below `b1`, the end of a row's runs.
+        unsafe {
+            let ((x0, x1), v) = (at(span, i), at(value, i));
+            // First neighbour run that may reach x0 (ends, widened by e, after x0).
+            let mut j = *cursor;
+            while j < b1 && at(span, j).1 + e <= x0 {
+                j += 1;
             }
-            j += 1;
+            *cursor = j;
+            while j < b1 && at(span, j).0 < x1 + e {
+                if at(value, j) == v {
+                    join(parent, base, root, j);
+                }
+                j += 1;
+            }
         }
     }
 
@@ -407,17 +422,24 @@ impl<T: Pixel> Linker<'_, T> {
         x1: u32,
         v: T,
     ) -> Option<usize> {
-        let runs = self.runs;
-        let mut j = *cursor;
-        while j < b1 && runs.span[j].1 < x0 {
-            j += 1;
+        let (span, value) = (self.span, self.value);
+        // SAFETY: every read is of a run `j < b1`, the end of a row's runs.
+        unsafe {
+            let mut j = *cursor;
+            while j < b1 && at(span, j).1 < x0 {
+                j += 1;
+            }
+            *cursor = j;
+            // `j` may end exactly at x0 (a diagonal touch); the run containing x0 is next.
+            if j < b1 && at(span, j).1 == x0 {
+                j += 1;
+            }
+            let hit = j < b1 && {
+                let (k0, k1) = at(span, j);
+                k0 <= x0 && k1 >= x1 && at(value, j) == v
+            };
+            hit.then_some(j)
         }
-        *cursor = j;
-        // `j` may end exactly at x0 (a diagonal touch); the run containing x0 is next.
-        if j < b1 && runs.span[j].1 == x0 {
-            j += 1;
-        }
-        (j < b1 && runs.span[j].0 <= x0 && runs.span[j].1 >= x1 && runs.value[j] == v).then_some(j)
     }
 }
 
@@ -425,10 +447,14 @@ impl<T: Pixel> Linker<'_, T> {
 /// `cand` holds more than that (rows crowded with runs; [`join_rest`] takes the others).
 /// `runs.value` is padded with `LANES` values past its runs, so the read is always whole.
 #[inline(always)]
-fn same_valued<T: Pixel>(runs: &Runs<T>, cand: &std::ops::Range<usize>, v: T) -> (u32, bool) {
+fn same_valued<T: Pixel>(value: &[T], cand: &std::ops::Range<usize>, v: T) -> (u32, bool) {
     let len = cand.end.saturating_sub(cand.start);
     let keep = (1u32 << len.min(LANES)) - 1;
-    (eq_mask8(&runs.value, cand.start, v) & keep, len > LANES)
+    debug_assert!(cand.start + LANES <= value.len());
+    // SAFETY: a candidate range starts at a run index or at the run count, and `value`
+    // holds `LANES` values past the last run.
+    let w = unsafe { &*(value.as_ptr().add(cand.start) as *const [T; LANES]) };
+    (eq_mask8(w, v) & keep, len > LANES)
 }
 
 /// Joins `root` to run `starts[t / LANES] + t % LANES` for every bit `t` of `mask`: one
@@ -452,7 +478,7 @@ fn join_masked<const G: usize>(
 #[cold]
 #[inline(never)]
 fn join_rest<T: Pixel, const G: usize>(
-    runs: &Runs<T>,
+    value: &[T],
     parent: &mut [u32],
     base: usize,
     root: &mut u32,
@@ -460,8 +486,9 @@ fn join_rest<T: Pixel, const G: usize>(
     v: T,
 ) {
     for c in cands {
-        for j in c.start + LANES..c.end {
-            if runs.value[j] == v {
+        let past = c.start + LANES;
+        for (j, &u) in (past..).zip(value.get(past..c.end).unwrap_or_default()) {
+            if u == v {
                 join(parent, base, root, j);
             }
         }
@@ -555,20 +582,35 @@ impl Map<'_> {
     /// The run holding `x0` (any run when none does; index 0 is one), and whether it spans
     /// `x0..x1` with value `v`.
     #[inline(always)]
-    fn covering<T: Pixel>(&self, runs: &Runs<T>, x0: u32, x1: u32, v: T) -> (usize, bool) {
-        let m = self.m[x0 as usize];
-        let k = self.b + (m >> 1).max(1) as usize - 1;
-        (
-            k,
-            (m & 1 == 1) & (runs.span[k].1 >= x1) & (runs.value[k] == v),
-        )
+    fn covering<T: Pixel>(
+        &self,
+        span: &[(u32, u32)],
+        value: &[T],
+        x0: u32,
+        x1: u32,
+        v: T,
+    ) -> (usize, bool) {
+        // SAFETY: `x0 < width`, within the map; `k` is a run of the mapped row, or its
+        // first run (or run 0 for a row not held) when none holds `x0`: the caller's run
+        // is there, so run 0 is.
+        unsafe {
+            let m = at(self.m, x0 as usize);
+            let k = self.b + (m >> 1).max(1) as usize - 1;
+            let (end, val) = (at(span, k).1, at(value, k));
+            (k, (m & 1 == 1) & (end >= x1) & (val == v))
+        }
     }
 
     /// The runs that touch `x0..x1` along x or diagonally.
     #[inline(always)]
     fn touching(&self, x0: u32, x1: u32) -> std::ops::Range<usize> {
-        let ma = self.m[x0.saturating_sub(1) as usize];
-        let mc = self.m[(x1 as usize).min(self.width - 1)];
+        // SAFETY: both columns are within the row, and so within the map.
+        let (ma, mc) = unsafe {
+            (
+                at(self.m, x0.saturating_sub(1) as usize),
+                at(self.m, (x1 as usize).min(self.width - 1)),
+            )
+        };
         self.b + ((ma >> 1) - (ma & 1)) as usize..self.b + (mc >> 1) as usize
     }
 }
@@ -635,21 +677,46 @@ fn set(buf: &mut [u32], mut x: usize, x1: usize, v: u32) {
     }
 }
 
+/// `s[i]`, unchecked: for the linker's innermost loops, whose indices come from the run
+/// lists and [`RowMaps`] by construction. The checks cost a third of the pass that sorts a
+/// row's runs (cachegrind); debug builds, which the tests use, still make them.
+///
+/// # Safety
+/// `i < s.len()`.
+#[inline(always)]
+unsafe fn at<T: Copy>(s: &[T], i: usize) -> T {
+    debug_assert!(i < s.len(), "index {i} out of {}", s.len());
+    *s.get_unchecked(i)
+}
+
+/// `s[i] = v`, unchecked as [`at`].
+///
+/// # Safety
+/// `i < s.len()`.
+#[inline(always)]
+unsafe fn put<T>(s: &mut [T], i: usize, v: T) {
+    debug_assert!(i < s.len(), "index {i} out of {}", s.len());
+    *s.get_unchecked_mut(i) = v;
+}
+
 /// Root of run `i` (path halving). `parent` holds runs `base..`; ids are global.
 #[inline]
 fn find(parent: &mut [u32], base: usize, mut i: u32) -> u32 {
-    loop {
-        let p = parent[i as usize - base];
-        if p == i {
-            return i;
+    // SAFETY: `i` and every parent are runs of `parent`'s block: links never leave it.
+    unsafe {
+        loop {
+            let p = at(parent, i as usize - base);
+            if p == i {
+                return i;
+            }
+            let gp = at(parent, p as usize - base);
+            // Most runs point at their root already: no store then.
+            if gp == p {
+                return p;
+            }
+            put(parent, i as usize - base, gp);
+            i = p;
         }
-        let gp = parent[p as usize - base];
-        // Most runs point at their root already: no store then.
-        if gp == p {
-            return p;
-        }
-        parent[i as usize - base] = gp;
-        i = p;
     }
 }
 
@@ -747,7 +814,9 @@ pub fn connected_components_into<T: Pixel>(
     let mut parent: Vec<u32> = vec![0; n];
     let nbrs = neighbours(ndim, conn);
     let link = Linker {
-        runs: &runs,
+        span: &runs.span,
+        value: &runs.value,
+        row_off: &runs.row_off,
         height: height as usize,
         nbrs,
         cover: ndim == 3 && conn == 26,

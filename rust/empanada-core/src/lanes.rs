@@ -6,11 +6,9 @@ use crate::rowruns::BitEq;
 /// Labels [`eq_mask8`] reads at a time; callers leave this many readable past any start.
 pub(crate) const LANES: usize = 8;
 
-/// Bit `t` set iff `vals[start + t] == v`, for `t` in `0..8`. Needs
-/// `start + LANES <= vals.len()`.
+/// Bit `t` set iff `w[t] == v`, for `t` in `0..8`.
 #[inline(always)]
-pub(crate) fn eq_mask8<T: BitEq>(vals: &[T], start: usize, v: T) -> u32 {
-    let w: &[T; LANES] = vals[start..start + LANES].try_into().expect("8 lanes");
+pub(crate) fn eq_mask8<T: BitEq>(w: &[T; LANES], v: T) -> u32 {
     #[cfg(target_arch = "x86_64")]
     {
         use std::mem::transmute_copy as bits;
@@ -82,7 +80,7 @@ mod tests {
             for &v in vals {
                 let expect = (0..LANES).fold(0u32, |m, t| m | ((vals[start + t] == v) as u32) << t);
                 assert_eq!(
-                    eq_mask8(vals, start, v),
+                    eq_mask8(vals[start..start + LANES].try_into().unwrap(), v),
                     expect,
                     "{vals:?} at {start}, {v:?}"
                 );
