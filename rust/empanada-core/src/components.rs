@@ -107,8 +107,8 @@ fn concat<T: Pixel>(parts: Vec<Runs<T>>) -> Runs<T> {
 /// already-scanned neighbour rows. Every link points the larger root at the smaller, so a
 /// component's root is its first run in raster order.
 struct Linker<'a, T> {
-    // The run lists as slices of their own: read through a `&Runs`, their pointers were
-    // loaded again after every store to `parent`.
+    /// The run lists (see [`Runs`]) as slices of their own: read through a `&Runs`, their
+    /// pointers were loaded again after every store to `parent`.
     span: &'a [(u32, u32)],
     value: &'a [T],
     row_off: &'a [usize],
@@ -445,7 +445,8 @@ impl<T: Pixel> Linker<'_, T> {
 
 /// The runs among the first [`LANES`] of `cand` with value `v`, as a mask, and whether
 /// `cand` holds more than that (rows crowded with runs; [`join_rest`] takes the others).
-/// `runs.value` is padded with `LANES` values past its runs, so the read is always whole.
+/// `value` (`runs.value`) is padded with `LANES` values past its runs, so the read is always
+/// whole.
 #[inline(always)]
 fn same_valued<T: Pixel>(value: &[T], cand: &std::ops::Range<usize>, v: T) -> (u32, bool) {
     let len = cand.end.saturating_sub(cand.start);
