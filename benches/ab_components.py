@@ -2,8 +2,10 @@
 
 Loads the compiled ``_core`` extension of two builds side by side (``--old``, ``--new``:
 paths to ``_core.abi3.so`` files), checks that their outputs are identical, then alternates
-calls and reports the median process CPU time of ``connected_components`` per case. Run it
-single-threaded so CPU time is per-core throughput on a loaded machine:
+calls (each pair in turn in the other order) and reports the median process CPU time of
+``connected_components`` per case, and the median of the per-pair time ratios, which the
+host's slow drifts in speed sway less. Run it single-threaded so CPU time is per-core
+throughput on a loaded machine:
 
     RAYON_NUM_THREADS=1 PYTHONPATH=python python benches/ab_components.py \\
         --old /tmp/old/_core.abi3.so --new python/empanada_rs/_core.abi3.so [--repeat 9] [--out]
@@ -58,8 +60,10 @@ def main() -> None:
         ("VNC mask u8 binary", np.ascontiguousarray(vnc["mito_semantic"]), 26, True),
     ]
     print(f"load: {os.getloadavg()}, RAYON_NUM_THREADS={os.environ.get('RAYON_NUM_THREADS')}")
-    print("| case | conn | old ms | new ms | old MVx/s | new MVx/s | new/old speed |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| case | conn | old ms | new ms | old MVx/s | new MVx/s | new/old speed | paired new/old |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for name, a, conn, binary in cases:
         outs = {
             k: m.connected_components(a, connectivity=conn, binary=binary) for k, m in mods.items()
@@ -68,16 +72,17 @@ def main() -> None:
         assert np.array_equal(outs["old"][0], outs["new"][0]), (name, conn)
         times: dict[str, list[float]] = {k: [] for k in mods}
         kw = {"out": np.empty(a.shape, np.uint32)} if args.out else {}
-        for _ in range(args.repeat):
-            for k, m in mods.items():
+        for r in range(args.repeat):
+            for k in ("old", "new") if r % 2 == 0 else ("new", "old"):
                 t = time.process_time()
-                m.connected_components(a, connectivity=conn, binary=binary, **kw)
+                mods[k].connected_components(a, connectivity=conn, binary=binary, **kw)
                 times[k].append(time.process_time() - t)
         old, new = (statistics.median(times[k]) for k in ("old", "new"))
+        paired = statistics.median(o / n for o, n in zip(times["old"], times["new"], strict=True))
         mv = a.size / 1e6
         print(
             f"| {name} | {conn} | {old * 1e3:.1f} | {new * 1e3:.1f} | {mv / old:.0f} "
-            f"| {mv / new:.0f} | {old / new:.2f}x |"
+            f"| {mv / new:.0f} | {old / new:.2f}x | {paired:.2f}x |"
         )
 
 
