@@ -72,19 +72,33 @@ fn scan_rows<T: Pixel>(data: &[T], width: usize, binary: bool) -> Runs<T> {
     runs.row_off.push(0);
     let mut bits = Vec::new();
     for line in data.chunks_exact(width) {
-        let (span, value) = (&mut runs.span, &mut runs.value);
+        // A row holds at most `width` runs, each written once.
+        runs.span.reserve(width);
+        runs.value.reserve(width);
+        let (span, value) = (
+            runs.span.spare_capacity_mut(),
+            runs.value.spare_capacity_mut(),
+        );
+        // Every run is written and only a nonzero one kept: through `Vec::push` the lengths
+        // lived on the stack, and a branch on zero mispredicts on sparse labels.
+        let mut k = 0;
         let push = |x0: usize, x1: usize| {
             let v = line[x0];
-            if v != zero {
-                span.push((x0 as u32, x1 as u32));
-                value.push(if binary { zero } else { v });
-            }
+            span[k].write((x0 as u32, x1 as u32));
+            value[k].write(if binary { zero } else { v });
+            k += (v != zero) as usize;
         };
         if binary {
             let same = |a: T, b: T| (a == zero) == (b == zero);
             for_each_run(line, same, &mut bits, push);
         } else {
             for_each_run_eq(line, &mut bits, push);
+        }
+        // SAFETY: the `k` slots past each length were written above, within the capacity
+        // reserved.
+        unsafe {
+            runs.span.set_len(runs.span.len() + k);
+            runs.value.set_len(runs.value.len() + k);
         }
         runs.row_off.push(runs.span.len());
     }
