@@ -321,8 +321,8 @@ impl<T: Pixel> Linker<'_, T> {
         let mut side: Vec<(u32, u32)> = vec![(0, 0); w];
         let mut rest: Vec<u32> = vec![0; w];
         // The row's slice, its place in the slice and its slot in the ring of maps, kept up
-        // by steps: the six divisions a row that they replace, with the map lookups around
-        // them, were 320 instructions a row, an eighth of the linker.
+        // by steps instead of the six divisions a row (by `h` and by the ring's length) that
+        // placed it and its neighbours' maps.
         let (mut z, mut y, mut slot) = (rows.start / h, rows.start % h, rows.start % slots);
         for row in rows {
             let here = (z, y, slot);
