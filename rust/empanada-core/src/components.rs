@@ -320,27 +320,30 @@ impl<T: Pixel> Linker<'_, T> {
         let mut up: Vec<(u32, u32)> = vec![(0, 0); w];
         let mut side: Vec<(u32, u32)> = vec![(0, 0); w];
         let mut rest: Vec<u32> = vec![0; w];
-        // The row's slice, its place in the slice and its slot in the ring of maps, kept up
-        // by steps instead of the six divisions a row (by `h` and by the ring's length) that
-        // placed it and its neighbours' maps.
-        let (mut z, mut y, mut slot) = (rows.start / h, rows.start % h, rows.start % slots);
+        // The maps hold the rows of `rows` met so far, all of them: a neighbour row is held
+        // when it lies in the slice (`y`) and at or after `rows.start`. The row's place in
+        // its slice and its slot in the ring are kept up by steps, not divisions.
+        debug_assert!(within.start == rows.start && within.end >= rows.end);
+        let start = rows.start;
+        let (mut y, mut slot) = (rows.start % h, rows.start % slots);
         for row in rows {
-            let here = (z, y, slot);
+            let (a0, a1) = (row_off[row], row_off[row + 1]);
+            maps.build(row, slot, &span[a0..a1], a0);
+            let here = (y, slot);
             (y, slot) = (y + 1, wrap(slot + 1, slots));
             if y == h {
-                (z, y) = (z + 1, 0);
+                y = 0;
             }
-            let (z, y, slot) = here;
-            let (a0, a1) = (row_off[row], row_off[row + 1]);
             if a0 == a1 {
                 continue;
             }
-            maps.build(row, slot, &span[a0..a1], a0);
-            let place = Place { row, z, y, slot };
-            let left = maps.near(place, 0, -1, slots - 1, &within);
-            let pm = maps.near(place, 1, -1, 1, &within);
-            let pu = maps.near(place, 1, 0, 2, &within);
-            let pp = maps.near(place, 1, 1, 3, &within);
+            let (y, slot) = here;
+            // A neighbour `dz` slices back and `dy` rows on lies `dz h - dy` rows back, which
+            // is `ds` slots on in the ring of `h + 2`.
+            let left = maps.near(y > 0 && row > start, slot, slots - 1);
+            let pm = maps.near(y > 0 && row > start + h, slot, 1);
+            let pu = maps.near(row >= start + h, slot, 2);
+            let pp = maps.near(y + 1 < h && row + 1 >= start + h, slot, 3);
 
             // Pass 1: classes. Every list gets the run, only its own end moves on. The ends
             // are pointers rather than counts from the lists' starts, which left too few
@@ -536,8 +539,7 @@ struct RowMaps {
     width: usize,
     stride: usize,
     map: Vec<u16>,
-    /// The row each slot holds, and that row's first run.
-    tag: Vec<usize>,
+    /// The first run of the row each slot holds.
     base: Vec<usize>,
     /// All zeros: the map of a row with no runs.
     empty: Vec<u16>,
@@ -563,18 +565,16 @@ impl RowMaps {
             width,
             stride,
             map: vec![0; slots * stride],
-            tag: vec![usize::MAX; slots],
             base: vec![0; slots],
             empty: vec![0; stride],
         }
     }
 
-    /// Maps row `row`, whose runs (at least one, in order) start at run `b`, into its slot
-    /// (`row % slots`, which the caller keeps up without dividing).
+    /// Maps row `row`, whose runs (in order) start at run `b`, into its slot (`row % slots`,
+    /// which the caller keeps up without dividing).
     #[inline(always)]
     fn build(&mut self, row: usize, slot: usize, spans: &[(u32, u32)], b: usize) {
-        debug_assert_eq!(slot, row % self.tag.len());
-        self.tag[slot] = row;
+        debug_assert_eq!(slot, row % self.base.len());
         self.base[slot] = b;
         let m = &mut self.map[slot * self.stride..(slot + 1) * self.stride];
         let mut p = 0;
@@ -590,53 +590,30 @@ impl RowMaps {
         fill16(m, p, self.width, 2 * spans.len() as u16);
     }
 
-    /// The map of `row` (in `slot`, as for [`RowMaps::build`]) if `wanted` and it is held,
-    /// else that of a row with no runs.
+    /// The map `ds` slots on from `slot` (`ds < slots`) if `held`, else that of a row with
+    /// no runs. A row of no runs that is held has a map of its own, whose run `b` (its
+    /// covering candidate, never covering) is a run of a later row.
     #[inline(always)]
-    fn get(&self, wanted: bool, row: usize, slot: usize) -> Map<'_> {
-        if wanted && self.tag[slot] == row {
-            debug_assert_eq!(slot, row % self.tag.len());
-            return Map {
-                m: &self.map[slot * self.stride..(slot + 1) * self.stride],
-                b: self.base[slot],
+    fn near(&self, held: bool, slot: usize, ds: usize) -> Map<'_> {
+        let s = wrap(slot + ds, self.base.len());
+        if held {
+            debug_assert!((s + 1) * self.stride <= self.map.len());
+            Map {
+                // SAFETY: `s` is a slot (`wrap`), and the map holds `slots * stride` entries.
+                m: unsafe {
+                    self.map
+                        .get_unchecked(s * self.stride..(s + 1) * self.stride)
+                },
+                b: self.base[s],
                 width: self.width,
-            };
+            }
+        } else {
+            Map {
+                m: &self.empty,
+                b: 0,
+                width: self.width,
+            }
         }
-        Map {
-            m: &self.empty,
-            b: 0,
-            width: self.width,
-        }
-    }
-}
-
-/// A row, its slice, its place in the slice and its slot in the ring of [`RowMaps`].
-#[derive(Clone, Copy)]
-struct Place {
-    row: usize,
-    z: usize,
-    y: usize,
-    slot: usize,
-}
-
-impl RowMaps {
-    /// The map of the row `dz` slices back and `dy` rows on from `at`, if it is in `within`
-    /// and held. That row lies `dz h - dy` rows back, which is `ds` slots on in the ring of
-    /// `h + 2`: `h + 1` for (z, y-1), then 1, 2, 3 for (z-1, y-1), (z-1, y), (z-1, y+1).
-    #[inline(always)]
-    fn near(
-        &self,
-        at: Place,
-        dz: usize,
-        dy: isize,
-        ds: usize,
-        within: &std::ops::Range<usize>,
-    ) -> Map<'_> {
-        let h = self.tag.len() - 2;
-        let ny = at.y as isize + dy;
-        let r = at.row.wrapping_sub(dz * h).wrapping_add_signed(dy);
-        let held = at.z >= dz && ny >= 0 && (ny as usize) < h && within.contains(&r);
-        self.get(held, r, wrap(at.slot + ds, self.tag.len()))
     }
 }
 
@@ -1113,6 +1090,31 @@ mod tests {
             }
         }
         assert!(paths[0] >= 12 && paths[1] >= 12, "{paths:?}");
+    }
+
+    #[test]
+    fn c26_mapped_rows_without_runs() {
+        // Rows and whole slices of background among dense ones: the mapped linker maps them
+        // too (their maps hold no runs), so a later row must find no run there, and the
+        // rows beyond them must still find theirs.
+        for seed in 0..8u64 {
+            let mut a = runs_volume((7, 9, 40), seed, 0);
+            for z in 0..7 {
+                for y in 0..9 {
+                    if z == 3 || (y + z + seed as usize) % 4 == 0 || (z == 0 && y == 0) {
+                        a.slice_mut(ndarray::s![z, y, ..]).fill(0);
+                    }
+                }
+            }
+            let row_off = scan_rows(a.as_slice().unwrap(), 40, false).row_off;
+            assert!(use_maps(&row_off, 9, 40), "seed {seed}");
+            let (o, n) = connected_components(a.view().into_dyn(), Some(26), false).unwrap();
+            assert_eq!(
+                (o.into_raw_vec_and_offset().0, n),
+                oracle26(&a),
+                "seed {seed}"
+            );
+        }
     }
 
     #[test]
