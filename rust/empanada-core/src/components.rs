@@ -1101,7 +1101,7 @@ mod tests {
             let mut a = runs_volume((7, 9, 40), seed, 0);
             for z in 0..7 {
                 for y in 0..9 {
-                    if z == 3 || (y + z + seed as usize) % 4 == 0 || (z == 0 && y == 0) {
+                    if z == 3 || (y + z + seed as usize).is_multiple_of(4) || (z == 0 && y == 0) {
                         a.slice_mut(ndarray::s![z, y, ..]).fill(0);
                     }
                 }
