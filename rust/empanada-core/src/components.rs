@@ -320,6 +320,7 @@ impl<T: Pixel> Linker<'_, T> {
         let mut up: Vec<(u32, u32)> = vec![(0, 0); w];
         let mut side: Vec<(u32, u32)> = vec![(0, 0); w];
         let mut rest: Vec<u32> = vec![0; w];
+        let mut other: Vec<u32> = vec![0; w];
         // The maps hold the rows of `rows` met so far, all of them: a neighbour row is held
         // when it lies in the slice (`y`) and at or after `rows.start`. The row's place in
         // its slice and its slot in the ring are kept up by steps, not divisions.
@@ -345,29 +346,46 @@ impl<T: Pixel> Linker<'_, T> {
             let pu = maps.near(row >= start + h, slot, 2);
             let pp = maps.near(y + 1 < h && row + 1 >= start + h, slot, 3);
 
-            // Pass 1: classes. Every list gets the run, only its own end moves on. The ends
-            // are pointers rather than counts from the lists' starts, which left too few
-            // registers for the loop's own values.
-            let (mut eu, mut es, mut er) = (up.as_mut_ptr(), side.as_mut_ptr(), rest.as_mut_ptr());
+            // Pass 1: classes, in two steps: covered by `(z-1, y)` or not, then the others
+            // covered by `(z, y-1)` or not; about half the runs are covered from below, and
+            // testing them against `(z, y-1)` too cost more than a second loop over the
+            // rest. Every list gets the run, only its own end moves on; the ends are pointers
+            // rather than counts from the lists' starts, which left too few registers for
+            // the loop's own values.
+            let (mut eu, mut eo) = (up.as_mut_ptr(), other.as_mut_ptr());
             let row_runs = span[a0..a1].iter().zip(&value[a0..a1]);
             for (i, (&(x0, x1), &v)) in (a0..).zip(row_runs) {
                 let (ku, cu) = pu.covering(span, value, x0, x1, v);
-                let (kl, cl) = left.covering(span, value, x0, x1, v);
                 // SAFETY: each list holds at most the runs of the row before `i`, and a row
                 // of `w` columns (the lists' length) has at most `w` runs.
                 unsafe {
                     eu.write((i as u32, ku as u32));
-                    es.write((i as u32, kl as u32));
-                    er.write(i as u32);
+                    eo.write(i as u32);
                     eu = eu.add(cu as usize);
-                    es = es.add((!cu & cl) as usize);
-                    er = er.add((!cu & !cl) as usize);
+                    eo = eo.add(!cu as usize);
                 }
             }
-            // SAFETY: each end lies within its list, at or after its start.
-            let (nu, ns, nr) = unsafe {
+            // SAFETY (here and below): each end lies within its list, at or after its start.
+            let (nu, no) = unsafe {
                 (
                     eu.offset_from(up.as_ptr()) as usize,
+                    eo.offset_from(other.as_ptr()) as usize,
+                )
+            };
+            let (mut es, mut er) = (side.as_mut_ptr(), rest.as_mut_ptr());
+            for &i in &other[..no] {
+                // SAFETY: `i` is a run; the lists as above.
+                unsafe {
+                    let ((x0, x1), v) = (at(span, i as usize), at(value, i as usize));
+                    let (kl, cl) = left.covering(span, value, x0, x1, v);
+                    es.write((i, kl as u32));
+                    er.write(i);
+                    es = es.add(cl as usize);
+                    er = er.add(!cl as usize);
+                }
+            }
+            let (ns, nr) = unsafe {
+                (
                     es.offset_from(side.as_ptr()) as usize,
                     er.offset_from(rest.as_ptr()) as usize,
                 )
