@@ -549,10 +549,11 @@ fn join_rest<T: Pixel, const G: usize>(
 }
 
 /// Where the runs of recent rows lie, per column, in a ring of `slots` rows: for a row
-/// whose runs start at run `b`, `m[x] = 2 s + inside`, where `s` counts the row's runs
+/// whose runs start at run `b`, `m[x] = 2 s - inside`, where `s` counts the row's runs
 /// starting at or before `x` and `inside` says whether one of them holds `x`. The run holding
-/// `x` is then `b + s - 1`, and the runs meeting columns `a..=c` are `b + s(a) - inside(a)`
-/// up to `b + s(c)`: one load each instead of a search along the row.
+/// `x` is then `b + m[x] / 2` (`b + s - 1`), and the runs meeting columns `a..=c` are
+/// `b + m[a] / 2` (`b + s(a) - inside(a)`) up to `b + (m[c] + 1) / 2` (`b + s(c)`): one
+/// load and a shift each instead of a search along the row.
 struct RowMaps {
     width: usize,
     stride: usize,
@@ -602,7 +603,7 @@ impl RowMaps {
             if p < x0 as usize {
                 fill16(m, p, x0 as usize, 2 * k);
             }
-            fill16(m, x0 as usize, x1 as usize, 2 * k + 3);
+            fill16(m, x0 as usize, x1 as usize, 2 * k + 1);
             p = x1 as usize;
         }
         fill16(m, p, self.width, 2 * spans.len() as u16);
@@ -646,8 +647,8 @@ fn wrap(s: usize, n: usize) -> usize {
 }
 
 impl Map<'_> {
-    /// The run holding `x0` (any run when none does; index 0 is one), and whether it spans
-    /// `x0..x1` with value `v`.
+    /// The run holding `x0` (when none does, the first run after `x0`, or one past the
+    /// row's runs: a run to read all the same), and whether it spans `x0..x1` with value `v`.
     #[inline(always)]
     fn covering<T: Pixel>(
         &self,
@@ -657,12 +658,12 @@ impl Map<'_> {
         x1: u32,
         v: T,
     ) -> (usize, bool) {
-        // SAFETY: `x0 < width`, within the map; `k` is a run of the mapped row, or its
-        // first run (or run 0 for a row not held) when none holds `x0`: the caller's run
-        // is there, so run 0 is.
+        // SAFETY: `x0 < width`, within the map; `k` is at most one past the mapped row's
+        // runs (run 0 for a row not held), and the mapped row comes before the caller's
+        // run, so `k` is at most that run.
         unsafe {
             let m = at(self.m, x0 as usize);
-            let k = self.b + (m >> 1).max(1) as usize - 1;
+            let k = self.b + (m >> 1) as usize;
             let (end, val) = (at(span, k).1, at(value, k));
             (k, (m & 1 == 1) & (end >= x1) & (val == v))
         }
@@ -678,7 +679,7 @@ impl Map<'_> {
                 at(self.m, (x1 as usize).min(self.width - 1)),
             )
         };
-        self.b + ((ma >> 1) - (ma & 1)) as usize..self.b + (mc >> 1) as usize
+        self.b + (ma >> 1) as usize..self.b + ((mc as usize + 1) >> 1)
     }
 }
 
