@@ -119,6 +119,14 @@ def test_relabel_vector_paths(dtype, data):
     assert (backing[untouched] == 9).all()
 
 
+def test_relabel_and_renumber_in_place_of_an_empty_array():
+    for shape in [(0, 0), (1, 0), (0, 3, 2)]:
+        a = np.zeros(shape, np.uint32)
+        assert er.relabel(a, [1], [2], out=a) is a
+        got, _, _ = er.renumber(a, out=a)
+        assert got is a and a.shape == shape
+
+
 def test_relabel_large_4_byte_volume_matches_numpy():
     # More labels than one parallel chunk, ids past the table kept as they are.
     rng = np.random.default_rng(5)

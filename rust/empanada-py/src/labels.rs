@@ -135,7 +135,9 @@ fn relabel_out<'py, T: Label + numpy::Element>(
             "out: array is not writeable (read-only, or borrowed elsewhere); pass a writeable array",
         )
     };
-    if lp == op && n > 0 {
+    // `labels` itself is in place even when empty: an empty array's pointer says nothing,
+    // and borrowing it both ways below would fail.
+    if (lp == op && n > 0) || labels.is(out) {
         let mut w = oa.try_readwrite().map_err(not_writeable)?;
         let view = w.as_array_mut();
         kernel::run(py, || {
