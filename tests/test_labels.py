@@ -87,7 +87,8 @@ def test_relabel_vector_paths(dtype, data):
     # Rows long enough for the 8- (4-byte) or 16-label (2-byte) vector steps, made of runs
     # so steps hold one, two or more labels (one scalar lookup, or a gather / per-lane
     # lookups), ids past the dense table (kept or defaulted), and an output starting at
-    # every element offset of a 32-byte line, into a buffer and in place.
+    # every element offset of a 64-byte line (the streamed path pairs a line's two halves),
+    # into a buffer and in place.
     hi = int(np.iinfo(dtype).max)
     width = data.draw(st.integers(1, 120))
     rows = data.draw(st.integers(1, 3))
@@ -101,12 +102,12 @@ def test_relabel_vector_paths(dtype, data):
     keys = data.draw(st.lists(st.integers(0, 64), unique=True, min_size=1, max_size=6))
     values = data.draw(st.lists(st.integers(0, 500), min_size=len(keys), max_size=len(keys)))
     default = data.draw(st.none() | st.integers(0, 50))
-    shift = data.draw(st.integers(0, 32 // np.dtype(dtype).itemsize - 1))
+    shift = data.draw(st.integers(0, 64 // np.dtype(dtype).itemsize - 1))
     want = ref.relabel(labels, keys, values, default)
     size = np.dtype(dtype).itemsize
-    backing = np.full(labels.size + 64 // size, 9, dtype=dtype)
-    # `shift` elements past a 32-byte boundary, whatever numpy's own alignment.
-    start = (-backing.ctypes.data % 32) // size + shift
+    backing = np.full(labels.size + 128 // size, 9, dtype=dtype)
+    # `shift` elements past a 64-byte boundary, whatever numpy's own alignment.
+    start = (-backing.ctypes.data % 64) // size + shift
     out = backing[start : start + labels.size].reshape(labels.shape)
     er.relabel(labels, keys, values, default=default, out=out)
     assert_same(out, want)

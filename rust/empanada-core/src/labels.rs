@@ -436,8 +436,9 @@ unsafe fn map_dense32_avx2<L: Label, const STREAM: bool>(
     let scalar =
         |i: Option<&[L]>, o: &mut [L]| map_each(i, o, |v| dense_lookup(table, fallback, v));
     let lookup = |v: u32| dense_lookup(table, fallback, L::from_u64(v as u64)).to_u64() as u32;
-    // Scalar up to a 32-byte boundary of `out`, then whole 8-label steps, scalar tail.
-    let head = out.as_ptr().align_offset(32).min(n);
+    // Scalar up to a 64-byte boundary of `out` (a cache line, so that the two streamed
+    // halves of a line leave together), then whole 8-label steps, scalar tail.
+    let head = out.as_ptr().align_offset(64).min(n);
     let mut neg = scalar(inp.map(|i| &i[..head]), &mut out[..head]);
     let steps = (n - head) / 8;
     // Tables hold at most DENSE_LUT_MAX + 1 entries, so the length fits an i32.
@@ -450,7 +451,7 @@ unsafe fn map_dense32_avx2<L: Label, const STREAM: bool>(
     let mut prev = _mm256_set1_epi32(first as i32);
     let mut prev_mapped = _mm256_set1_epi32(lookup(first) as i32);
     let mut sign = prev;
-    for k in 0..steps {
+    let mut step = |k: usize| {
         // A hint only: past the end it reads nothing, hence `wrapping_add`.
         _mm_prefetch::<_MM_HINT_T0>(src.wrapping_add(k + PREFETCH_STEPS) as *const i8);
         let v = _mm256_loadu_si256(src.add(k));
@@ -471,7 +472,19 @@ unsafe fn map_dense32_avx2<L: Label, const STREAM: bool>(
             r
         };
         prev = end;
-        put::<STREAM>(dst.add(k), r);
+        r
+    };
+    // Two steps, a whole line, mapped before either half is stored: streamed a step at a
+    // time, with the next step's work between a line's halves, u32 labels mapped into a
+    // buffer at 1.74-1.87 GVx/s on the neurons against 2.09-2.55 this way (A/B in one
+    // process), likely because the write-combining buffer let half lines go.
+    for k in (0..steps - steps % 2).step_by(2) {
+        let (r0, r1) = (step(k), step(k + 1));
+        put::<STREAM>(dst.add(k), r0);
+        put::<STREAM>(dst.add(k + 1), r1);
+    }
+    if steps % 2 == 1 {
+        put::<STREAM>(dst.add(steps - 1), step(steps - 1));
     }
     // Negative labels only exist for signed `L`; callers ignore the flag otherwise.
     neg |= L::from_u64(u32::MAX as u64).is_negative()
