@@ -474,17 +474,20 @@ unsafe fn map_dense32_avx2<L: Label, const STREAM: bool>(
         prev = end;
         r
     };
-    // Two steps, a whole line, mapped before either half is stored: streamed a step at a
-    // time, with the next step's work between a line's halves, u32 labels mapped into a
-    // buffer at 1.74-1.87 GVx/s on the neurons against 2.09-2.55 this way (A/B in one
-    // process), likely because the write-combining buffer let half lines go.
-    for k in (0..steps - steps % 2).step_by(2) {
-        let (r0, r1) = (step(k), step(k + 1));
+    // Four steps, two whole lines, mapped before any of them is stored: streamed a step at
+    // a time, with the next step's work between a line's halves, u32 labels mapped into a
+    // buffer at 1.74-1.87 GVx/s on the neurons against 2.09-2.55 a line at a time and some
+    // 10 % more two lines at a time (A/B in one process), likely because the
+    // write-combining buffers let half lines go.
+    for k in (0..steps - steps % 4).step_by(4) {
+        let (r0, r1, r2, r3) = (step(k), step(k + 1), step(k + 2), step(k + 3));
         put::<STREAM>(dst.add(k), r0);
         put::<STREAM>(dst.add(k + 1), r1);
+        put::<STREAM>(dst.add(k + 2), r2);
+        put::<STREAM>(dst.add(k + 3), r3);
     }
-    if steps % 2 == 1 {
-        put::<STREAM>(dst.add(steps - 1), step(steps - 1));
+    for k in steps - steps % 4..steps {
+        put::<STREAM>(dst.add(k), step(k));
     }
     // Negative labels only exist for signed `L`; callers ignore the flag otherwise.
     neg |= L::from_u64(u32::MAX as u64).is_negative()
