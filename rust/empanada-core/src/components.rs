@@ -326,19 +326,15 @@ impl<T: Pixel> Linker<'_, T> {
         // its slice and its slot in the ring are kept up by steps, not divisions.
         debug_assert!(within.start == rows.start && within.end >= rows.end);
         let start = rows.start;
-        let (mut y, mut slot) = (rows.start % h, rows.start % slots);
+        // One row before `start`, so that each row steps onto its own place first.
+        let (mut y, mut slot) = ((start + h - 1) % h, (start + slots - 1) % slots);
         for row in rows {
+            (y, slot) = (if y + 1 == h { 0 } else { y + 1 }, wrap(slot + 1, slots));
             let (a0, a1) = (row_off[row], row_off[row + 1]);
             maps.build(row, slot, &span[a0..a1], a0);
-            let here = (y, slot);
-            (y, slot) = (y + 1, wrap(slot + 1, slots));
-            if y == h {
-                y = 0;
-            }
             if a0 == a1 {
                 continue;
             }
-            let (y, slot) = here;
             // A neighbour `dz` slices back and `dy` rows on lies `dz h - dy` rows back, which
             // is `ds` slots on in the ring of `h + 2`.
             let left = maps.near(y > 0 && row > start, slot, slots - 1);
